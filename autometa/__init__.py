@@ -1,0 +1,37 @@
+"""autometa: meta-learning made practical.
+
+Few-shot learners in torch (:mod:`autometa.meta`), their scikit-learn face
+(``FewShotClassifier``, ``FewShotRegressor``) and an Optuna sampler
+warm-started from earlier studies (``MetaLearnedSampler``, ``KnowledgeBase``).
+
+Importing the package is cheap: the heavy parts (torch models, Optuna) load
+on first use of the name that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved lazily by __getattr__ so that
+# ``import autometa`` imports neither Optuna nor matplotlib.
+_LAZY = {
+    "FewShotClassifier": "autometa.estimators",
+    "FewShotRegressor": "autometa.estimators",
+    "MetaLearnedSampler": "autometa.hpo",
+    "KnowledgeBase": "autometa.hpo",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autometa' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(__all__)
