@@ -1,0 +1,193 @@
+"""What every meta-learner shares: the protocol, saving and loading.
+
+A meta-learner is an ``nn.Module`` with three verbs:
+
+``meta_gradient(tasks)``
+    accumulate the meta-gradient of a :class:`~autometa.tasks.TaskBatch` into
+    the parameters' ``.grad`` and return metrics (meta-training step);
+``adapt(support_x, support_y)``
+    return a predictor for one new task, fitted on its support set;
+``evaluate(tasks)``
+    adapt to each task of a batch and score it on its query set.
+
+:func:`autometa.meta.meta_train` runs the outer loop for any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from autometa.nn import build_backbone
+from autometa.tasks.task import TaskBatch
+
+FORMAT = "autometa.meta"
+FORMAT_VERSION = 1
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+class MetaLearner(nn.Module):
+    """Base class of the few-shot learners in :mod:`autometa.meta`.
+
+    Subclasses set ``self.config`` (JSON-able constructor arguments, with the
+    backbone as a spec or ``None`` for a user module) and implement
+    :meth:`query_loss`, :meth:`adapt` and, when the meta-gradient is not the
+    gradient of the query loss (Reptile), :meth:`meta_gradient`.
+    """
+
+    task_type = "classification"  # or "regression"
+
+    def __init__(self, backbone: nn.Module | dict, **config):
+        super().__init__()
+        if isinstance(backbone, dict):
+            self.config = {"backbone": dict(backbone), **config}
+            backbone = build_backbone(backbone)
+        elif isinstance(backbone, nn.Module):
+            self.config = {"backbone": None, **config}
+        else:
+            raise TypeError(f"backbone must be an nn.Module or a spec dict, got {type(backbone).__name__}")
+        self.backbone = backbone
+
+    # -- the protocol ---------------------------------------------------
+    def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable mean query loss over the tasks, and the query outputs."""
+        raise NotImplementedError
+
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Predictor:
+        """A function mapping query inputs of this task to outputs (logits)."""
+        raise NotImplementedError
+
+    def meta_gradient(self, tasks: TaskBatch) -> dict[str, float]:
+        """Accumulate the meta-gradient into ``.grad``; return training metrics."""
+        loss, outputs = self.query_loss(tasks)
+        loss.backward()
+        return self._metrics(loss, outputs, tasks.query_y)
+
+    def evaluate(self, tasks: TaskBatch, **adapt_kwargs) -> dict[str, float]:
+        """Adapt to each task's support set and score its query set.
+
+        ``adapt_kwargs`` go to :meth:`adapt` (e.g. ``steps`` for MAML).
+        """
+        losses, outputs = [], []
+        for i in range(len(tasks)):
+            task = tasks[i]
+            predictor = self.adapt(task.support_x[0], task.support_y[0], **adapt_kwargs)
+            with torch.no_grad():
+                out = predictor(task.query_x[0])
+            losses.append(self._loss(out, task.query_y[0]))
+            outputs.append(out)
+        return self._metrics(torch.stack(losses).mean(), torch.stack(outputs), tasks.query_y)
+
+    # -- shared helpers -------------------------------------------------
+    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.task_type == "classification":
+            return nn.functional.cross_entropy(outputs.flatten(0, -2), targets.flatten())
+        return nn.functional.mse_loss(outputs.squeeze(-1), targets)
+
+    def _metrics(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        metrics = {"loss": float(loss.detach())}
+        if self.task_type == "classification":
+            metrics["accuracy"] = float((outputs.detach().argmax(-1) == targets).float().mean())
+        return metrics
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- persistence ----------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the learner to ``path`` atomically.
+
+        The file is a ``torch.save`` archive of plain data only (tensors,
+        strings, numbers), readable with ``torch.load(weights_only=True)``;
+        the architecture is stored as a JSON config, never as pickled code.
+        """
+        payload = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "class": type(self).__name__,
+            "config": json.dumps(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+        atomic_torch_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None, map_location="cpu") -> "MetaLearner":
+        """Load a learner saved by :meth:`save`.
+
+        ``backbone`` is required when the learner was built around a user
+        module (its architecture cannot be stored as data); pass an instance
+        of the same architecture.
+        """
+        payload = read_payload(path, map_location)
+        learner_cls = _learner_class(payload["class"], path)
+        if cls is not MetaLearner and not issubclass(learner_cls, cls):
+            raise ValueError(f"{path} holds a {payload['class']}, not a {cls.__name__}")
+        config = json.loads(payload["config"])
+        spec = config.pop("backbone")
+        if spec is None and backbone is None:
+            raise ValueError(
+                f"{path} was saved with a custom backbone module; pass an instance of "
+                "the same architecture as load(path, backbone=...)"
+            )
+        learner = learner_cls(backbone if spec is None else spec, **config)
+        try:
+            learner.load_state_dict(payload["state_dict"])
+        except RuntimeError as error:
+            raise ValueError(f"{path}: the weights do not fit the architecture: {error}") from None
+        return learner
+
+
+def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash
+    mid-write leaves any earlier file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_payload(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read an autometa archive safely (no code is unpickled) and check its header."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(
+            f"{path} is not a readable autometa model file (corrupt, truncated, or not "
+            f"written by autometa): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an autometa model file")
+    if payload.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format version {payload.get('version')}; this autometa reads "
+            f"version {FORMAT_VERSION}: upgrade autometa or re-train the model"
+        )
+    return payload
+
+
+def _learner_class(name: str, path) -> type[MetaLearner]:
+    from autometa import meta
+
+    learner_cls = getattr(meta, name, None)
+    if not (isinstance(learner_cls, type) and issubclass(learner_cls, MetaLearner)):
+        raise ValueError(f"{path} holds an unknown learner class {name!r}")
+    return learner_cls
