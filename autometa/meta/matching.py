@@ -1,0 +1,174 @@
+"""Matching Networks, with optional full-context embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autometa.meta.base import MetaLearner, Predictor
+from autometa.meta.protonet import embed_sets, one_hot_support
+from autometa.nn import use_batch_statistics
+from autometa.tasks.task import TaskBatch
+
+
+class MatchingNet(MetaLearner):
+    """Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016).
+
+    A query attends to the support examples by a softmax over the cosine
+    similarities of their embeddings; its predicted class distribution is the
+    attention-weighted vote of the support labels,
+    ``P(y | x, S) = sum_i softmax_i(cos(f(x), g(x_i))) onehot(y_i)``.
+
+    The outputs are the log-probabilities ``log P(y | x, S)``. They are also
+    logits of that same distribution (their softmax is ``P`` itself, as the
+    probabilities sum to one), so the shared cross-entropy loss on them is
+    exactly the paper's negative log-likelihood.
+
+    Parameters
+    ----------
+    backbone : nn.Module or dict
+        The embedding network ``f' = g'``, or a backbone spec such as
+        ``{"name": "conv4"}``. Its batch-norm layers are switched to batch
+        statistics; as in :class:`~autometa.meta.ProtoNet`, support and query
+        sets are embedded in separate calls, so the support embeddings are
+        computed once per task in :meth:`adapt`.
+    fce : bool, default=False
+        Full-context embeddings (the paper's appendix). The support embedding
+        becomes ``g(x_i) = g'(x_i) + h_fwd_i + h_bwd_i``, with a bidirectional
+        LSTM run over the support set in its given order (so predictions then
+        depend on that order, as in the paper). The query embedding is the
+        state ``h_K`` of an attention LSTM that reads the support set
+        ``K`` times: ``r = sum_i softmax_i(h_{k-1} . g(x_i)) g(x_i)``,
+        ``hhat_k, c_k = LSTM([f'(x), r], (h_{k-1}, c_{k-1}))``,
+        ``h_k = hhat_k + f'(x)``, from ``h_0 = f'(x)``, ``c_0 = 0``. The
+        paper's hidden state ``[h, r]`` is fed here as input ``[f'(x), r]``
+        with hidden state ``h``: the gates see the same three vectors, and
+        ``hhat`` keeps the embedding width so that the skip connection fits.
+    lstm_steps : int or None, default=None
+        ``K``, the attention LSTM's read steps; ``None`` reads once per
+        support example (``K = n_way * k_shot``). A fixed ``K`` keeps the cost
+        independent of the support size. Only used with ``fce=True``.
+    embedding_dim : int, default=64
+        Width ``D`` of the backbone's flat output (64 for ``conv4`` on 28x28
+        images), which sizes both LSTMs (hidden size ``D``). Only used with
+        ``fce=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from autometa.meta import MatchingNet
+    >>> from autometa.tasks import EpisodeSampler
+    >>> X, y = torch.randn(100, 8), torch.arange(10).repeat_interleave(10)
+    >>> tasks = EpisodeSampler(X, y, n_way=5, k_shot=1, n_query=3, random_state=0).sample(4)
+    >>> backbone = {"name": "mlp", "in_features": 8, "out_features": None, "hidden": [32]}
+    >>> matching = MatchingNet(backbone, fce=True, embedding_dim=32)
+    >>> metrics = matching.meta_gradient(tasks)  # fills .grad of matching's parameters
+    >>> predict = matching.adapt(tasks.support_x[0], tasks.support_y[0])
+    >>> log_probs = predict(tasks.query_x[0])
+    >>> log_probs.shape, bool(torch.allclose(log_probs.exp().sum(-1), torch.ones(15)))
+    (torch.Size([15, 5]), True)
+    """
+
+    task_type = "classification"
+
+    def __init__(
+        self,
+        backbone: nn.Module | dict,
+        fce: bool = False,
+        lstm_steps: int | None = None,
+        embedding_dim: int = 64,
+    ):
+        super().__init__(backbone, fce=fce, lstm_steps=lstm_steps, embedding_dim=embedding_dim)
+        if lstm_steps is not None and not (isinstance(lstm_steps, int) and lstm_steps >= 1):
+            raise ValueError(f"lstm_steps must be a positive int or None, got {lstm_steps!r}")
+        if not (isinstance(embedding_dim, int) and embedding_dim >= 1):
+            raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+        self.fce = fce
+        self.lstm_steps = lstm_steps
+        self.embedding_dim = embedding_dim
+        use_batch_statistics(self.backbone)
+        if fce:
+            self.support_lstm = nn.LSTM(embedding_dim, embedding_dim, batch_first=True, bidirectional=True)
+            self.query_lstm = nn.LSTMCell(2 * embedding_dim, embedding_dim)
+
+    def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        support = self._support_embeddings(tasks.support_x)
+        query = self._query_embeddings(tasks.query_x, support)
+        log_probs = label_log_probs(query, support, one_hot_support(tasks.support_y, support.dtype))
+        return self._loss(log_probs, tasks.query_y), log_probs
+
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Predictor:
+        """Embed one task's support set (once).
+
+        Parameters
+        ----------
+        support_x : Tensor of shape (S, *features)
+        support_y : Tensor of shape (S,)
+            Labels ``0 .. n_way - 1``, each at least once; any number of
+            ways and shots.
+
+        Returns
+        -------
+        callable
+            Maps query inputs ``(Q, *features)`` to class log-probabilities
+            ``(Q, n_way)``.
+        """
+        with torch.no_grad():
+            support = self._support_embeddings(support_x[None])
+            one_hot = one_hot_support(support_y[None], support.dtype)
+
+        def predict(query_x: torch.Tensor) -> torch.Tensor:
+            return label_log_probs(self._query_embeddings(query_x[None], support), support, one_hot)[0]
+
+        return predict
+
+    # -- embeddings g (support) and f (query) ------------------------------
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        embeddings = embed_sets(self.backbone, x)
+        if self.fce and embeddings.shape[-1] != self.embedding_dim:
+            raise ValueError(
+                f"the backbone embeds into {embeddings.shape[-1]} features but embedding_dim="
+                f"{self.embedding_dim}; pass embedding_dim={embeddings.shape[-1]}"
+            )
+        return embeddings
+
+    def _support_embeddings(self, support_x: torch.Tensor) -> torch.Tensor:
+        embeddings = self._embed(support_x)
+        if not self.fce:
+            return embeddings
+        forward, backward = self.support_lstm(embeddings)[0].chunk(2, dim=-1)
+        return embeddings + forward + backward
+
+    def _query_embeddings(self, query_x: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+        embeddings = self._embed(query_x)
+        if not self.fce:
+            return embeddings
+        steps = self.lstm_steps or support.shape[1]
+        # LSTMCell takes a flat batch: every query of every task is one row
+        flat = embeddings.reshape(-1, self.embedding_dim)
+        h, c = flat, torch.zeros_like(flat)
+        for _ in range(steps):
+            attention = (h.view_as(embeddings) @ support.transpose(1, 2)).softmax(-1)
+            read = (attention @ support).reshape_as(flat)
+            h_hat, c = self.query_lstm(torch.cat([flat, read], dim=-1), (h, c))
+            h = h_hat + flat
+        return h.view_as(embeddings)
+
+
+def cosine_attention(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Softmax over the support of the cosine similarities, ``(B, Q, S)``.
+
+    ``query`` is ``(B, Q, D)``, ``support`` is ``(B, S, D)``.
+    """
+    return (F.normalize(query, dim=-1) @ F.normalize(support, dim=-1).transpose(1, 2)).softmax(-1)
+
+
+def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """Log of the attention-weighted label vote, ``(B, Q, n_way)``.
+
+    ``one_hot`` is the ``(B, S, n_way)`` one-hot support labels.
+    """
+    # cosines lie in [-1, 1], so a class with a support example gets at
+    # least e^-2 / S of the attention: the logarithm is always finite
+    return torch.log(cosine_attention(query, support) @ one_hot)
