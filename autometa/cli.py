@@ -49,6 +49,80 @@ def cmd_bench_episodes(args) -> None:
         n_episodes=args.episodes, meta_batch=args.meta_batch, random_state=args.seed)
 
 
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return name
+
+
+def _alphabets(text: str | None) -> list[str]:
+    return [a for a in (text or "").split(",") if a]
+
+
+def cmd_fewshot_train(args) -> None:
+    from autometa import fewshot
+    from autometa.data import load_omniglot
+
+    dataset = load_omniglot(_omniglot_sources(args.data), image_size=args.image_size, rotations=not args.no_rotations)
+    excluded = _alphabets(args.exclude_alphabets)
+    if excluded:
+        dataset = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in excluded])
+    print(f"training {args.algorithm} on {len(dataset.alphabet_names)} alphabets, {dataset.n_classes} classes, "
+          f"{len(dataset)} images")
+    learner, summary = fewshot.train(
+        dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
+        time_budget=args.time_budget, val_alphabets=_alphabets(args.val_alphabets) or None,
+        device=_device(args.device), seed=args.seed, augmentation=not args.no_augment, verbose=not args.quiet,
+    )
+    learner.save(args.out)
+    print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+    print(f"saved {args.out}")
+
+
+def cmd_fewshot_eval_lake(args) -> None:
+    from autometa.data import load_lake_runs, score_lake
+    from autometa.fewshot import LearnerClassifier
+    from autometa.meta import MetaLearner
+
+    device = _device(args.device)
+    learner = MetaLearner.load(args.model).to(device)
+    image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
+    result = score_lake(LearnerClassifier(learner, device), load_lake_runs(args.runs, image_size=image_size))
+    print(result.format())
+
+
+def cmd_fewshot_make_lake_runs(args) -> None:
+    from autometa.data import make_lake_runs
+
+    out = make_lake_runs(_omniglot_sources(args.data), args.out, alphabets=_alphabets(args.alphabets) or None,
+                         n_runs=args.runs, seed=args.seed)
+    print(f"wrote {args.runs} runs to {out}")
+
+
+def cmd_bench_maml_speed(args) -> None:
+    from autometa.benchmarks.maml_speed import run
+
+    run(device=_device(args.device), meta_batch=args.meta_batch, repeats=args.repeats, seed=args.seed)
+
+
+def cmd_bench_sinusoid(args) -> None:
+    from autometa.benchmarks.sinusoid import run
+
+    run(meta_steps=args.steps, n_test_tasks=args.test_tasks, seed=args.seed, verbose=not args.quiet)
+
+
+def cmd_bench_omniglot(args) -> None:
+    from autometa.benchmarks.omniglot_fewshot import run
+
+    run(_omniglot_sources(args.data), test_alphabets=_alphabets(args.test_alphabets),
+        algorithms=_alphabets(args.algorithms), steps=args.steps, n_episodes=args.episodes,
+        device=_device(args.device), seed=args.seed, verbose=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autometa", description=__doc__)
     parser.add_argument("--version", action="version", version=_version())
@@ -58,6 +132,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
+
+    fewshot = commands.add_parser("fewshot", help="few-shot image classification").add_subparsers(
+        dest="fewshot", metavar="ACTION", required=True
+    )
+    train = fewshot.add_parser("train", help="meta-train a few-shot learner on Omniglot-style images")
+    train.add_argument("--algorithm", choices=("protonet", "matching", "maml", "fomaml", "reptile"), default="protonet")
+    train.add_argument("--data", action="append", help="Omniglot zip or folder (repeatable; default: shared data)")
+    train.add_argument("--out", required=True, help="where to save the model")
+    train.add_argument("--n-way", type=int, help="ways per training episode (default: the algorithm's recipe)")
+    train.add_argument("--k-shot", type=int, default=1)
+    train.add_argument("--steps", type=int, help="meta-steps (default: until the time budget is spent)")
+    train.add_argument("--time-budget", type=float, default=900.0, help="seconds (default: %(default)s)")
+    train.add_argument("--exclude-alphabets", help="comma-separated alphabets to leave out entirely (for testing)")
+    train.add_argument("--val-alphabets", help="comma-separated alphabets held out for model selection")
+    train.add_argument("--image-size", type=int, default=28)
+    train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
+    train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_fewshot_train)
+
+    lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
+    lake.add_argument("--model", required=True)
+    lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
+    lake.add_argument("--device", default="auto")
+    lake.set_defaults(func=cmd_fewshot_eval_lake)
+
+    make_runs = fewshot.add_parser("make-lake-runs", help="build runs in the layout of Lake's benchmark from background images")
+    make_runs.add_argument("--data", action="append", help="Omniglot zip or folder (repeatable; default: shared data)")
+    make_runs.add_argument("--alphabets", help="comma-separated alphabets to draw from (default: all with >= 20 characters)")
+    make_runs.add_argument("--out", required=True, help="an empty or new folder")
+    make_runs.add_argument("--runs", type=int, default=20)
+    make_runs.add_argument("--seed", type=int, default=0)
+    make_runs.set_defaults(func=cmd_fewshot_make_lake_runs)
 
     bench = commands.add_parser("bench", help="reproducible benchmarks").add_subparsers(
         dest="benchmark", metavar="BENCHMARK", required=True
@@ -77,6 +186,31 @@ def build_parser() -> argparse.ArgumentParser:
     episodes.add_argument("--meta-batch", type=int, default=32)
     episodes.add_argument("--seed", type=int, default=0)
     episodes.set_defaults(func=cmd_bench_episodes)
+
+    speed = bench.add_parser("maml-speed", help="seconds per MAML meta-step against higher and a plain loop")
+    speed.add_argument("--device", default="auto")
+    speed.add_argument("--meta-batch", type=int, default=32)
+    speed.add_argument("--repeats", type=int, default=5)
+    speed.add_argument("--seed", type=int, default=0)
+    speed.set_defaults(func=cmd_bench_maml_speed)
+
+    sinusoid = bench.add_parser("sinusoid", help="MAML on sinusoids: MSE after 1 and 10 steps, K = 5 and 10")
+    sinusoid.add_argument("--steps", type=int, default=70_000, help="meta-steps per model (default: %(default)s)")
+    sinusoid.add_argument("--test-tasks", type=int, default=1000)
+    sinusoid.add_argument("--seed", type=int, default=0)
+    sinusoid.add_argument("--quiet", action="store_true")
+    sinusoid.set_defaults(func=cmd_bench_sinusoid)
+
+    omniglot = bench.add_parser("omniglot", help="5/20-way 1/5-shot accuracy on held-out Omniglot alphabets")
+    omniglot.add_argument("--data", action="append", help="Omniglot zip or folder (repeatable; default: shared data)")
+    omniglot.add_argument("--test-alphabets", default="Japanese_(katakana),Korean")
+    omniglot.add_argument("--algorithms", default="protonet,matching,maml,reptile")
+    omniglot.add_argument("--steps", type=int, default=2000, help="meta-steps per model (default: %(default)s)")
+    omniglot.add_argument("--episodes", type=int, default=1000)
+    omniglot.add_argument("--device", default="auto")
+    omniglot.add_argument("--seed", type=int, default=0)
+    omniglot.add_argument("--quiet", action="store_true")
+    omniglot.set_defaults(func=cmd_bench_omniglot)
     return parser
 
 

@@ -2,6 +2,9 @@
 
 from autometa.meta.base import MetaLearner
 from autometa.meta.maml import MAML
+from autometa.meta.matching import MatchingNet
+from autometa.meta.protonet import ProtoNet
+from autometa.meta.reptile import Reptile
 from autometa.meta.training import TrainState, Validation, meta_train
 
-__all__ = ["MetaLearner", "MAML", "TrainState", "Validation", "meta_train"]
+__all__ = ["MetaLearner", "MAML", "MatchingNet", "ProtoNet", "Reptile", "TrainState", "Validation", "meta_train"]

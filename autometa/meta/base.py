@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autometa.nn import build_backbone
+from autometa.nn import build_backbone, supports_task_batching
 from autometa.tasks.task import TaskBatch
 
 FORMAT = "autometa.meta"
@@ -91,6 +91,12 @@ class MetaLearner(nn.Module):
             return nn.functional.cross_entropy(outputs.flatten(0, -2), targets.flatten())
         return nn.functional.mse_loss(outputs.squeeze(-1), targets)
 
+    def _task_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Each task's mean loss: outputs ``(B, N, ...)``, targets ``(B, N)`` -> ``(B,)``."""
+        if self.task_type == "classification":
+            return nn.functional.cross_entropy(outputs.transpose(1, 2), targets, reduction="none").mean(1)
+        return ((outputs.squeeze(-1) - targets) ** 2).mean(1)
+
     def _metrics(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         metrics = {"loss": float(loss.detach())}
         if self.task_type == "classification":
@@ -143,6 +149,34 @@ class MetaLearner(nn.Module):
         except RuntimeError as error:
             raise ValueError(f"{path}: the weights do not fit the architecture: {error}") from None
         return learner
+
+
+def resolve_strategy(strategy: str, backbone: nn.Module, device: torch.device, allowed: tuple[str, ...]) -> str:
+    """The way a gradient-based learner processes a batch of tasks on ``device``.
+
+    ``"auto"`` takes ``"batched"`` where :func:`~autometa.nn.supports_task_batching`
+    holds (on CPU only without convolutions: grouped CPU convolution kernels
+    are slow), else ``"vmap"`` on GPU when allowed, else ``"loop"``.
+    """
+    batchable = supports_task_batching(backbone)
+    if strategy == "batched" and not batchable:
+        others = "' or '".join(s for s in allowed if s not in ("auto", "batched"))
+        raise ValueError(
+            "strategy='batched' needs an nn.Sequential of Linear, Conv2d, BatchNorm, "
+            f"pooling, Flatten and activation layers; use strategy='{others}'"
+        )
+    if strategy != "auto":
+        return strategy
+    if not batchable:
+        return "vmap" if device.type != "cpu" and "vmap" in allowed else "loop"
+    has_conv = any(isinstance(layer, nn.Conv2d) for layer in backbone.modules())
+    return "loop" if device.type == "cpu" and has_conv else "batched"
+
+
+def check_steps(steps) -> None:
+    """``steps`` overriding the inner steps at adaptation time: None or an int >= 0."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
 
 
 def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:

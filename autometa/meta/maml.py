@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from autometa.meta.base import MetaLearner, Predictor
-from autometa.nn import supports_task_batching, task_batched_call, use_batch_statistics, vmap_safe
+from autometa.meta.base import MetaLearner, Predictor, check_steps, resolve_strategy
+from autometa.nn import task_batched_call, use_batch_statistics, vmap_safe
 from autometa.tasks.task import TaskBatch
 
 STRATEGIES = ("auto", "loop", "vmap", "batched")
@@ -109,19 +109,7 @@ class MAML(MetaLearner):
     # -- strategy -------------------------------------------------------
     def resolved_strategy(self, device: torch.device | None = None) -> str:
         """The strategy ``"auto"`` stands for on ``device`` (default: the model's)."""
-        if self.strategy != "auto":
-            if self.strategy == "batched" and not supports_task_batching(self.backbone):
-                raise ValueError(
-                    "strategy='batched' needs an nn.Sequential of Linear, Conv2d, BatchNorm, "
-                    "pooling, Flatten and activation layers; use strategy='vmap' or 'loop'"
-                )
-            return self.strategy
-        device = device or self.device
-        if not supports_task_batching(self.backbone):
-            return "loop" if device.type == "cpu" else "vmap"
-        # CPU kernels for grouped convolutions are slow: one task at a time wins there
-        has_conv = any(isinstance(layer, nn.Conv2d) for layer in self.backbone.modules())
-        return "loop" if device.type == "cpu" and has_conv else "batched"
+        return resolve_strategy(self.strategy, self.backbone, device or self.device, STRATEGIES)
 
     def _lr(self, name: str) -> torch.Tensor | float:
         return self.inner_lr if self.inner_lrs is None else self.inner_lrs[name.replace(".", "__")]
@@ -140,14 +128,9 @@ class MAML(MetaLearner):
         return params
 
     def _inner_loss(self, outputs, targets):
-        # in the batched strategy outputs are (B, N, ...): summing the per-task
-        # mean losses makes each task's gradient its own
-        if outputs.dim() == targets.dim() + 1 and targets.dim() == 2 and self.task_type == "classification":
-            per_task = nn.functional.cross_entropy(outputs.transpose(1, 2), targets, reduction="none").mean(1)
-            return per_task.sum()
-        if self.task_type == "regression" and targets.dim() == 2:
-            return ((outputs.squeeze(-1) - targets) ** 2).mean(1).sum()
-        return self._loss(outputs, targets)
+        # batched over tasks (B, N, ...): summing the per-task mean losses makes
+        # each task's gradient its own
+        return self._task_losses(outputs, targets).sum() if targets.dim() == 2 else self._loss(outputs, targets)
 
     def _call(self, params, x):
         return functional_call(self.backbone, params, (x,))
@@ -205,8 +188,7 @@ class MAML(MetaLearner):
         ``steps`` overrides ``inner_steps`` (the paper trains with one step
         and evaluates with up to ten). The learner itself is not changed.
         """
-        if steps is not None and not (isinstance(steps, int) and steps >= 0):
-            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        check_steps(steps)
         params = {k: p.detach().requires_grad_() for k, p in self.backbone.named_parameters()}
         adapted = self._adapt_params(self._call, params, support_x, support_y, create_graph=False, steps=steps)
         adapted = {k: p.detach() for k, p in adapted.items()}
