@@ -12,6 +12,7 @@ from autometa.nn import MLP, Conv4
 from autometa.tasks.task import TaskBatch
 
 STRATEGIES = ["loop", "vmap", "batched"]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
 
 def _labels(n_tasks, n_way, per_class):
@@ -45,7 +46,7 @@ def directional_check(learner, tasks, n_directions=3, eps=1e-7, seed=0):
     g = torch.Generator().manual_seed(seed)
     errors = []
     for _ in range(n_directions):
-        direction = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+        direction = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for p in params]
         analytic = sum(float((p.grad * d).sum()) for p, d in zip(params, direction))
         with torch.no_grad():
             for p, d in zip(params, direction):
@@ -61,16 +62,17 @@ def directional_check(learner, tasks, n_directions=3, eps=1e-7, seed=0):
     return max(errors)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "backbone,strategy,inner_steps,learn_inner_lr",
     list(itertools.product(BACKBONES, STRATEGIES, [1, 2], [False, True])),
 )
-def test_second_order_meta_gradient_matches_finite_differences(backbone, strategy, inner_steps, learn_inner_lr):
+def test_second_order_meta_gradient_matches_finite_differences(backbone, strategy, inner_steps, learn_inner_lr, device):
     torch.manual_seed(0)
     make, shape = BACKBONES[backbone]
     learner = MAML(make(), inner_lr=0.05, inner_steps=inner_steps, learn_inner_lr=learn_inner_lr, strategy=strategy)
-    learner.double()
-    assert directional_check(learner, random_tasks(shape)) < 1e-5
+    learner.double().to(device)
+    assert directional_check(learner, random_tasks(shape).to(device)) < 1e-5
 
 
 def test_finite_difference_check_catches_vmap_through_torch_batchnorm(monkeypatch):
