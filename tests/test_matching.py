@@ -90,6 +90,7 @@ def test_adapt_gives_the_outputs_of_meta_training(fce):
     g = torch.Generator().manual_seed(1)
     task = TaskBatch(torch.randn(1, 10, 1, 16, 16, generator=g), torch.arange(5).repeat(2)[None],
                      torch.randn(1, 15, 1, 16, 16, generator=g), torch.arange(5).repeat(3)[None])
+    learner.eval()  # adapt() runs in evaluation mode: running batch-norm statistics
     with torch.no_grad():
         _, log_probs = learner.query_loss(task)
         adapted = learner.adapt(task.support_x[0], task.support_y[0])(task.query_x[0])

@@ -76,10 +76,30 @@ def test_adapt_gives_the_logits_of_meta_training(distance):
     g = torch.Generator().manual_seed(1)
     task = TaskBatch(torch.randn(1, 10, 1, 16, 16, generator=g), torch.arange(5).repeat(2)[None],
                      torch.randn(1, 15, 1, 16, 16, generator=g), torch.arange(5).repeat(3)[None])
+    learner.eval()  # adapt() runs in evaluation mode: running batch-norm statistics
     with torch.no_grad():
         _, logits = learner.query_loss(task)
         adapted = learner.adapt(task.support_x[0], task.support_y[0])(task.query_x[0])
     torch.testing.assert_close(adapted, logits[0])
+
+
+def test_adapt_is_inference_each_query_on_its_own_and_no_state_changes():
+    torch.manual_seed(0)
+    learner = ProtoNet(Conv4(hidden=8, image_size=16))
+    g = torch.Generator().manual_seed(1)
+    learner.meta_gradient(TaskBatch(torch.randn(2, 10, 1, 16, 16, generator=g), torch.arange(5).repeat(2).repeat(2, 1),
+                                    torch.randn(2, 15, 1, 16, 16, generator=g), torch.arange(5).repeat(3).repeat(2, 1)))
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    assert learner.training
+    support_x, query_x = torch.randn(10, 1, 16, 16, generator=g), torch.randn(6, 1, 16, 16, generator=g)
+    predict = learner.adapt(support_x, torch.arange(5).repeat(2))
+    with torch.no_grad():
+        together = predict(query_x)
+        one_by_one = torch.cat([predict(query_x[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(together, one_by_one)
+    assert learner.training
+    for k, v in learner.state_dict().items():
+        torch.testing.assert_close(v, before[k])
 
 
 def test_cosine_logits_are_cosine_similarities_to_the_prototypes():

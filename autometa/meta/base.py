@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -149,6 +150,19 @@ class MetaLearner(nn.Module):
         except RuntimeError as error:
             raise ValueError(f"{path}: the weights do not fit the architecture: {error}") from None
         return learner
+
+
+@contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in evaluation mode for the block, then restore its mode:
+    adapting to a task is inference, and must not update batch-norm running
+    statistics."""
+    training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(training)
 
 
 def resolve_strategy(strategy: str, backbone: nn.Module, device: torch.device, allowed: tuple[str, ...]) -> str:

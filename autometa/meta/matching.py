@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autometa.meta.base import MetaLearner, Predictor
+from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.meta.protonet import embed_sets, one_hot_support
-from autometa.nn import use_batch_statistics
 from autometa.tasks.task import TaskBatch
 
 
@@ -29,10 +28,10 @@ class MatchingNet(MetaLearner):
     ----------
     backbone : nn.Module or dict
         The embedding network ``f' = g'``, or a backbone spec such as
-        ``{"name": "conv4"}``. Its batch-norm layers are switched to batch
-        statistics; as in :class:`~autometa.meta.ProtoNet`, support and query
-        sets are embedded in separate calls, so the support embeddings are
-        computed once per task in :meth:`adapt`.
+        ``{"name": "conv4"}``. As in :class:`~autometa.meta.ProtoNet`,
+        batch norm uses running statistics in evaluation mode, and support
+        and query sets are embedded in separate calls, so the support
+        embeddings are computed once per task in :meth:`adapt`.
     fce : bool, default=False
         Full-context embeddings (the paper's appendix). The support embedding
         becomes ``g(x_i) = g'(x_i) + h_fwd_i + h_bwd_i``, with a bidirectional
@@ -87,7 +86,6 @@ class MatchingNet(MetaLearner):
         self.fce = fce
         self.lstm_steps = lstm_steps
         self.embedding_dim = embedding_dim
-        use_batch_statistics(self.backbone)
         if fce:
             self.support_lstm = nn.LSTM(embedding_dim, embedding_dim, batch_first=True, bidirectional=True)
             self.query_lstm = nn.LSTMCell(2 * embedding_dim, embedding_dim)
@@ -114,12 +112,13 @@ class MatchingNet(MetaLearner):
             Maps query inputs ``(Q, *features)`` to class log-probabilities
             ``(Q, n_way)``.
         """
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(self):
             support = self._support_embeddings(support_x[None])
             one_hot = one_hot_support(support_y[None], support.dtype)
 
         def predict(query_x: torch.Tensor) -> torch.Tensor:
-            return label_log_probs(self._query_embeddings(query_x[None], support), support, one_hot)[0]
+            with evaluation_mode(self):
+                return label_log_probs(self._query_embeddings(query_x[None], support), support, one_hot)[0]
 
         return predict
 

@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autometa.meta.base import MetaLearner, Predictor
-from autometa.nn import use_batch_statistics
+from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
 
 DISTANCES = ("squared_euclidean", "cosine")
@@ -26,8 +25,9 @@ class ProtoNet(MetaLearner):
     backbone : nn.Module or dict
         The embedding network, or a backbone spec such as
         ``{"name": "conv4"}`` (no ``out_features``: the flat embedding).
-        Its batch-norm layers are switched to batch statistics, so the
-        network computes the same function in training and evaluation mode.
+        Batch-norm layers use batch statistics in training and running
+        statistics in evaluation (``learner.eval()``), as in the authors'
+        code, so a query's prediction depends on that query alone.
     distance : {"squared_euclidean", "cosine"}, default="squared_euclidean"
         Logits are minus the squared Euclidean distance (the paper's choice,
         a linear model in the embedding), or the cosine similarity, which the
@@ -35,15 +35,9 @@ class ProtoNet(MetaLearner):
 
     Notes
     -----
-    The support and the query set are embedded in separate backbone calls
-    (each call covers all tasks of a meta-batch), whereas the authors' code
-    embeds an episode's support and query together in training and uses
-    running batch-norm statistics at test time. Without running statistics,
-    embedding them together would make each prediction depend on the other
-    queries, and the prototypes could not be computed once per task. Batch
-    norm thus normalises the support with support statistics and the query
-    with query statistics, both in :meth:`query_loss` and in :meth:`adapt`;
-    in meta-training those statistics are pooled over the tasks of the batch.
+    Support and query sets are embedded in separate backbone calls, each
+    covering all tasks of a meta-batch, so the prototypes can be computed
+    once per task in :meth:`adapt`.
 
     Examples
     --------
@@ -66,7 +60,6 @@ class ProtoNet(MetaLearner):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         self.distance = distance
-        use_batch_statistics(self.backbone)
 
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         prototypes = class_prototypes(embed_sets(self.backbone, tasks.support_x), tasks.support_y)
@@ -88,9 +81,14 @@ class ProtoNet(MetaLearner):
         callable
             Maps query inputs ``(Q, *features)`` to logits ``(Q, n_way)``.
         """
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(self):
             prototypes = class_prototypes(embed_sets(self.backbone, support_x[None]), support_y[None])
-        return lambda query_x: self._logits(embed_sets(self.backbone, query_x[None]), prototypes)[0]
+
+        def predict(query_x: torch.Tensor) -> torch.Tensor:
+            with evaluation_mode(self):
+                return self._logits(embed_sets(self.backbone, query_x[None]), prototypes)[0]
+
+        return predict
 
     def _logits(self, query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         if self.distance == "cosine":

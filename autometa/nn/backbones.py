@@ -3,9 +3,12 @@
 Both are ``nn.Sequential`` stacks of ``Linear``, ``Conv2d``, ``BatchNorm``,
 ``ReLU``, ``MaxPool2d`` and ``Flatten``: the layer set that
 :func:`autometa.nn.task_batched_call` runs for a whole batch of tasks at once.
-Normalisation layers keep no running statistics: like Finn et al. (2017) they
-always normalise with the statistics of the examples they are given, which
-makes a task's prediction depend on its own data only.
+Normalisation layers are torch's ``BatchNorm`` with running statistics, as
+metric learners (Prototypical and Matching Networks) use them: batch
+statistics in training, running ones in evaluation, so a prediction depends
+on its own input only. Gradient-based learners switch them to batch
+statistics in every mode, as Finn et al. (2017) do
+(:func:`~autometa.nn.use_batch_statistics`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def MLP(
         Widths of the hidden layers; ``(40, 40)`` is the MAML paper's sinusoid
         network.
     norm : bool, default=False
-        Batch normalisation (batch statistics) after each hidden layer.
+        Batch normalisation after each hidden layer.
 
     Examples
     --------
@@ -53,7 +56,7 @@ def MLP(
     for h in hidden:
         layers.append(nn.Linear(width, h))
         if norm:
-            layers.append(nn.BatchNorm1d(h, track_running_stats=False))
+            layers.append(nn.BatchNorm1d(h))
         layers.append(nn.ReLU())
         width = h
     if out_features is not None:
@@ -86,14 +89,14 @@ def Conv4(
     image_size : int, default=28
         Side of the square input images, used to size the head.
     norm : bool, default=True
-        Batch normalisation (batch statistics) in each block.
+        Batch normalisation in each block.
     """
     layers: list[nn.Module] = []
     channels, side = in_channels, image_size
     for _ in range(4):
         layers.append(nn.Conv2d(channels, hidden, kernel_size=3, padding=1))
         if norm:
-            layers.append(nn.BatchNorm2d(hidden, track_running_stats=False))
+            layers.append(nn.BatchNorm2d(hidden))
         layers += [nn.ReLU(), nn.MaxPool2d(2)]
         channels, side = hidden, side // 2
     if side < 1:
