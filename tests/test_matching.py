@@ -11,18 +11,9 @@ from autometa.meta.matching import cosine_attention
 from autometa.nn import MLP, Conv4
 from autometa.tasks import EpisodeSampler, TaskBatch, split_classes
 
+from helpers import TinyEmbedding, blobs, nearest_neighbour_accuracy, random_tasks
+
 SPEC = {"name": "mlp", "in_features": 6, "out_features": None, "hidden": [16]}
-
-
-def random_tasks(n_way, k_shot, n_query=3, n_tasks=1, n_features=6, seed=0):
-    """Class-major tasks of random inputs."""
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(
-        torch.randn(n_tasks, n_way * k_shot, n_features, generator=g),
-        torch.arange(n_way).repeat_interleave(k_shot).repeat(n_tasks, 1),
-        torch.randn(n_tasks, n_way * n_query, n_features, generator=g),
-        torch.arange(n_way).repeat_interleave(n_query).repeat(n_tasks, 1),
-    )
 
 
 def attention_vote(backbone, support_x, support_y, query_x):
@@ -147,18 +138,6 @@ def test_invalid_arguments_are_errors(kwargs):
         MatchingNet(MLP(6, None, (16,)), **kwargs)
 
 
-class TinyEmbedding(nn.Module):
-    """A user module, with a batch-norm layer that tracks running statistics."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(6, 8)
-        self.norm = nn.BatchNorm1d(8)
-
-    def forward(self, x):
-        return torch.relu(self.norm(self.linear(x)))
-
-
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)
@@ -183,28 +162,6 @@ def test_save_load_roundtrip(tmp_path):
 
 
 # -- learning -------------------------------------------------------------
-def blobs(n_classes=100, per_class=20, n_features=20, n_relevant=4, seed=0):
-    """Gaussian classes whose means differ in a random 4-d subspace of 20-d inputs.
-
-    The noise is 10 times larger in the other 16 directions, so raw distances
-    are mostly noise: only a learned embedding finds the classes.
-    """
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(n_classes), per_class)
-    means = np.zeros((n_classes, n_features))
-    means[:, :n_relevant] = rng.normal(size=(n_classes, n_relevant))
-    scale = np.full(n_features, 2.0)
-    scale[:n_relevant] = 0.2
-    rotation = np.linalg.qr(rng.normal(size=(n_features, n_features)))[0]
-    X = (means[y] + rng.normal(size=(len(y), n_features)) * scale) @ rotation
-    return X.astype(np.float32), y
-
-
-def nearest_neighbour_accuracy(tasks):
-    nearest = torch.cdist(tasks.query_x, tasks.support_x).argmin(-1)
-    return float((tasks.support_y.gather(1, nearest) == tasks.query_y).float().mean())
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("fce,steps", [(False, 200), (True, 100)])
 def test_meta_training_learns_an_embedding_for_new_classes(fce, steps):

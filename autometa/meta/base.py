@@ -187,6 +187,18 @@ def resolve_strategy(strategy: str, backbone: nn.Module, device: torch.device, a
     return "loop" if device.type == "cpu" and has_conv else "batched"
 
 
+def check_inner_loop(inner_lr, inner_steps, task_type: str, strategy: str, strategies: tuple[str, ...]) -> None:
+    """Validate the hyperparameters that gradient-based learners share."""
+    if isinstance(inner_lr, bool) or not isinstance(inner_lr, (int, float)) or not inner_lr > 0:
+        raise ValueError(f"inner_lr must be a positive number, got {inner_lr!r}")
+    if isinstance(inner_steps, bool) or not (isinstance(inner_steps, int) and inner_steps >= 1):
+        raise ValueError(f"inner_steps must be a positive int, got {inner_steps!r}")
+    if task_type not in ("classification", "regression"):
+        raise ValueError(f"task_type must be 'classification' or 'regression', got {task_type!r}")
+    if strategy not in strategies:
+        raise ValueError(f"strategy must be one of {strategies}, got {strategy!r}")
+
+
 def check_steps(steps) -> None:
     """``steps`` overriding the inner steps at adaptation time: None or an int >= 0."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from autometa.meta.base import MetaLearner, Predictor, check_steps, resolve_strategy
+from autometa.meta.base import MetaLearner, Predictor, check_inner_loop, check_steps, resolve_strategy
 from autometa.nn import task_batched_call, use_batch_statistics, vmap_safe
 from autometa.tasks.task import TaskBatch
 
@@ -82,14 +82,7 @@ class MAML(MetaLearner):
             task_type=task_type,
             strategy=strategy,
         )
-        if not inner_lr > 0:
-            raise ValueError(f"inner_lr must be positive, got {inner_lr}")
-        if not (isinstance(inner_steps, int) and inner_steps >= 1):
-            raise ValueError(f"inner_steps must be a positive int, got {inner_steps!r}")
-        if task_type not in ("classification", "regression"):
-            raise ValueError(f"task_type must be 'classification' or 'regression', got {task_type!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        check_inner_loop(inner_lr, inner_steps, task_type, strategy, STRATEGIES)
         self.task_type = task_type
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps

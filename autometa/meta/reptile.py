@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from autometa.meta.base import MetaLearner, Predictor, check_steps, resolve_strategy
+from autometa.meta.base import MetaLearner, Predictor, check_inner_loop, check_steps, resolve_strategy
 from autometa.nn import task_batched_call, use_batch_statistics
 from autometa.tasks.task import TaskBatch
 
@@ -113,16 +113,9 @@ class Reptile(MetaLearner):
             task_type=task_type,
             strategy=strategy,
         )
-        if not (isinstance(inner_lr, (int, float)) and inner_lr > 0):
-            raise ValueError(f"inner_lr must be a positive number, got {inner_lr!r}")
-        if isinstance(inner_steps, bool) or not (isinstance(inner_steps, int) and inner_steps >= 1):
-            raise ValueError(f"inner_steps must be a positive int, got {inner_steps!r}")
+        check_inner_loop(inner_lr, inner_steps, task_type, strategy, STRATEGIES)
         if inner_optimizer not in INNER_OPTIMIZERS:
             raise ValueError(f"inner_optimizer must be one of {INNER_OPTIMIZERS}, got {inner_optimizer!r}")
-        if task_type not in ("classification", "regression"):
-            raise ValueError(f"task_type must be 'classification' or 'regression', got {task_type!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.inner_optimizer = inner_optimizer

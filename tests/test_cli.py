@@ -1,0 +1,54 @@
+"""The ``autometa`` command: real runs on small settings, errors without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autometa.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+ZIPS = sorted(SHARED.glob("images_background_small*.zip"))
+needs_omniglot = pytest.mark.skipif(not ZIPS, reason=f"Omniglot zips not found in {SHARED}")
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and "autometa" in capsys.readouterr().out
+    for command in (["--help"], ["fewshot", "train", "--help"], ["bench", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(command)
+        assert exit_.value.code == 0
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
+    assert main(["fewshot", "eval-lake", "--model", str(tmp_path / "none.pt"), "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autometa: error: no model file") and "Traceback" not in err
+    assert main(["bench", "omniglot-load", "--data", str(tmp_path / "missing.zip")]) == 2
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run([sys.executable, "-m", "autometa", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("autometa ")
+
+
+def test_bench_episodes_on_synthetic_data(capsys):
+    assert main(["bench", "episodes", "--episodes", "64", "--n-way", "5", "--k-shot", "1", "--n-query", "2"]) == 0
+    assert "EpisodeSampler:" in capsys.readouterr().out
+
+
+@needs_omniglot
+def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
+    data = [arg for z in ZIPS for arg in ("--data", str(z))]
+    runs, model = tmp_path / "runs", tmp_path / "protonet.pt"
+    assert main(["fewshot", "make-lake-runs", *data, "--alphabets", "Korean", "--runs", "3", "--out", str(runs)]) == 0
+    assert main(["fewshot", "train", *data, "--exclude-alphabets", "Korean,Japanese_(katakana)", "--steps", "3",
+                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet"]) == 0
+    assert model.exists()
+    capsys.readouterr()
+    assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")

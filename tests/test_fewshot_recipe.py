@@ -1,0 +1,93 @@
+"""The Omniglot recipe: learners by name, augmentation, evaluation, training."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autometa import fewshot
+from autometa.data import OmniglotDataset
+from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile
+from autometa.tasks import EpisodeSampler
+
+
+def tiny_dataset(n_alphabets=3, chars=6, drawers=8, size=16, seed=0):
+    """Characters as random binary patterns, each drawing shifted by up to 2
+    pixels with a tenth of its pixels flipped: Omniglot-shaped, hard for
+    pixel distances, learnable by a convolutional embedding."""
+    rng = np.random.default_rng(seed)
+    n_classes = n_alphabets * chars
+    prototypes = rng.random((n_classes, size, size)) > 0.7
+    images = np.repeat(prototypes, drawers, axis=0)
+    shifts = rng.integers(-2, 3, size=(len(images), 2))
+    images = np.stack([np.roll(image, tuple(shift), axis=(0, 1)) for image, shift in zip(images, shifts)])
+    images = (images ^ (rng.random(images.shape) < 0.1)).astype(np.float32)
+    labels = np.repeat(np.arange(n_classes), drawers)
+    return OmniglotDataset(
+        images=images,
+        labels=labels,
+        alphabets=labels // chars,
+        alphabet_names=[f"A{i}" for i in range(n_alphabets)],
+        class_names=[f"A{c // chars}/character{c:02d}" for c in range(n_classes)],
+        drawers=np.tile(np.arange(drawers), n_classes),
+        rotation=np.zeros(len(labels), dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize(
+    "algorithm,cls", [("protonet", ProtoNet), ("matching", MatchingNet), ("maml", MAML), ("fomaml", MAML), ("reptile", Reptile)]
+)
+def test_build_learner(algorithm, cls):
+    learner = fewshot.build_learner(algorithm, n_way=5, image_size=16)
+    assert isinstance(learner, cls)
+    assert learner.config["backbone"]["name"] == "conv4"
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        fewshot.build_learner("siamese", 5)
+
+
+def test_augment_keeps_shape_and_range_and_is_seeded():
+    images = torch.rand(6, 1, 16, 16)
+    a = fewshot.augment(images, torch.Generator().manual_seed(0))
+    b = fewshot.augment(images, torch.Generator().manual_seed(0))
+    assert a.shape == images.shape and torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1 and not torch.allclose(a, images)
+    identity = fewshot.augment(images, torch.Generator(), max_degrees=0, max_shift=0, max_scale=0)
+    torch.testing.assert_close(identity, images, atol=1e-5, rtol=0)
+
+
+def test_evaluation_helpers():
+    data = tiny_dataset()
+    sampler = EpisodeSampler(torch.from_numpy(data.images).unsqueeze(1), data.labels, 5, 1, 3, random_state=0)
+    accuracy, half = fewshot.pixel_nearest_neighbour_accuracy(sampler, 30)
+    assert 0 <= accuracy <= 1 and 0 <= half < 0.2
+    learner = fewshot.build_learner("protonet", 5, image_size=16)
+    accuracy, half = fewshot.evaluate_episodes(learner, sampler, 20, batch=8)
+    assert 0 <= accuracy <= 1 and half >= 0
+
+
+def test_learner_classifier_takes_any_labels():
+    data = tiny_dataset()
+    clf = fewshot.LearnerClassifier(fewshot.build_learner("protonet", 5, image_size=16))
+    X = data.images[data.drawers == 0][:4]
+    y = np.array(["b", "a", "c", "d"])
+    assert set(clf.fit(X, y).predict(data.images[:10])) <= set(y)
+
+
+@pytest.mark.slow
+def test_train_learns_and_validates_on_a_held_out_alphabet():
+    data = tiny_dataset()
+    learner, summary = fewshot.train(data, "protonet", n_way=5, steps=60, time_budget=None, val_alphabets=["A2"])
+    assert summary["steps"] == 60 and summary["val_alphabets"] == ["A2"] and summary["best_step"] > 0
+    test = data.subset_alphabets(["A2"])
+
+    def episodes():
+        return EpisodeSampler(torch.from_numpy(test.images).unsqueeze(1), test.labels, 5, 1, 3, random_state=5)
+
+    trained, _ = fewshot.evaluate_episodes(learner, episodes(), 50)
+    torch.manual_seed(0)
+    untrained, _ = fewshot.evaluate_episodes(fewshot.build_learner("protonet", 5, image_size=16), episodes(), 50)
+    pixels, _ = fewshot.pixel_nearest_neighbour_accuracy(episodes(), 50)
+    assert trained > untrained + 0.1 and trained > pixels + 0.1
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        fewshot.train(data, "siamese")
