@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autometa.tasks import EpisodeSampler, TaskBatch, split_classes
-from autometa.tasks.episodes import _Members
+from autometa.tasks._sampling import Members
 
 FEATURES = (2, 3)
 
@@ -210,7 +210,7 @@ def test_any_pool_gives_valid_episodes_or_a_clear_error(
 
 
 def test_members_draws_uniformly_in_uniform_order():
-    members = _Members(np.array([0, 1, 0, -1, 0, 0]), n_sets=2)
+    members = Members(np.array([0, 1, 0, -1, 0, 0]), n_sets=2)
     np.testing.assert_array_equal(members.sizes, [4, 1])
     draws = members.sample(np.zeros(8000, dtype=int), 2, np.random.default_rng(0))
     for position in range(2):

@@ -1,7 +1,7 @@
 """N-way K-shot episodes over a labelled pool, sampled without Python loops.
 
 The sampler keeps the examples of each class as a row of a padded
-``(n_classes, max_count)`` index matrix (:class:`_Members`). Drawing ``m``
+``(n_classes, max_count)`` index matrix (:class:`Members`). Drawing ``m``
 distinct members of many rows at once is then one array of random keys, one
 partial sort and one gather; the same machinery draws the classes of an
 episode from its group and, in :mod:`autometa.tasks.regression`, the rows of a
@@ -10,14 +10,21 @@ regression task from its group.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
+from autometa.tasks._sampling import (
+    Members,
+    RandomState,
+    as_float_tensor,
+    check_positive_int,
+    encode,
+    gather,
+    renumber,
+    show,
+)
 from autometa.tasks.task import TaskBatch
 
-RandomState = int | np.random.Generator | None
 
 
 class EpisodeSampler:
@@ -85,25 +92,25 @@ class EpisodeSampler:
         random_state: RandomState = None,
     ):
         for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
-            _check_positive_int(value, name)
+            check_positive_int(value, name)
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.random_state = random_state
-        self._X = _as_float_tensor(X)
-        labels, codes = _encode(y, "y", len(self._X))
+        self._X = as_float_tensor(X)
+        labels, codes = encode(y, "y", len(self._X))
         selected = _select_classes(labels, classes)
         _check_class_sizes(labels, codes, selected, k_shot + n_query)
         if groups is None:
             group_labels, class_group = None, np.zeros(len(labels), dtype=np.int64)
         else:
-            group_labels, group_codes = _encode(groups, "groups", len(self._X))
+            group_labels, group_codes = encode(groups, "groups", len(self._X))
             class_group = _group_of_each_class(codes, group_codes, labels, group_labels)
         used_groups = _groups_with_enough_classes(class_group, selected, n_way, group_labels)
         selected &= used_groups[class_group]
 
         self.classes_ = labels[selected]
         self.groups_ = None if group_labels is None else group_labels[used_groups]
-        self._examples = _Members(_renumber(selected)[codes], int(selected.sum()))
-        self._classes = _Members(_renumber(used_groups)[class_group[selected]], int(used_groups.sum()))
+        self._examples = Members(renumber(selected)[codes], int(selected.sum()))
+        self._classes = Members(renumber(used_groups)[class_group[selected]], int(used_groups.sum()))
         self._group_weights = self._classes.sizes / self._classes.sizes.sum()
         self._rng = np.random.default_rng(random_state)
 
@@ -118,7 +125,7 @@ class EpisodeSampler:
             (class 0's shots, then class 1's, ...); the query likewise with
             ``n_query`` per class.
         """
-        _check_positive_int(meta_batch, "meta_batch")
+        check_positive_int(meta_batch, "meta_batch")
         rng = self._rng
         groups = rng.choice(len(self._group_weights), size=meta_batch, p=self._group_weights)
         classes = self._classes.sample(groups, self.n_way, rng)
@@ -126,9 +133,9 @@ class EpisodeSampler:
         support = examples[..., : self.k_shot].reshape(meta_batch, -1)
         query = examples[..., self.k_shot :].reshape(meta_batch, -1)
         return TaskBatch(
-            _gather(self._X, support),
+            gather(self._X, support),
             self._labels(meta_batch, self.k_shot),
-            _gather(self._X, query),
+            gather(self._X, query),
             self._labels(meta_batch, self.n_query),
         )
 
@@ -162,11 +169,11 @@ def split_classes(
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction!r}")
-    labels, codes = _encode(y, "y")
+    labels, codes = encode(y, "y")
     if groups is None:
         unit_of_class = np.arange(len(labels))
     else:
-        group_labels, group_codes = _encode(groups, "groups", len(codes))
+        group_labels, group_codes = encode(groups, "groups", len(codes))
         unit_of_class = _group_of_each_class(codes, group_codes, labels, group_labels)
     n_units = int(unit_of_class.max()) + 1
     n_val = round(val_fraction * n_units)
@@ -182,96 +189,6 @@ def split_classes(
     return labels[~is_val], labels[is_val]
 
 
-class _Members:
-    """The members of ``n_sets`` sets as a padded ``(n_sets, max_size)`` index matrix.
-
-    Parameters
-    ----------
-    set_of : numpy.ndarray of shape (n_items,)
-        The set of each item, ``0 .. n_sets - 1``, or ``-1`` for an item in
-        no set. Items are named by their position.
-    n_sets : int
-    """
-
-    def __init__(self, set_of: np.ndarray, n_sets: int):
-        items = np.flatnonzero(set_of >= 0)
-        items = items[np.argsort(set_of[items], kind="stable")]
-        sets = set_of[items]
-        self.sizes = np.bincount(sets, minlength=n_sets)
-        position = np.arange(len(items)) - (np.cumsum(self.sizes) - self.sizes)[sets]
-        self.index = np.full((n_sets, self.sizes.max(initial=0)), -1, dtype=np.int64)
-        self.index[sets, position] = items
-
-    def sample(self, sets: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-        """``size`` distinct members of each of ``sets``, uniformly at random.
-
-        ``sets`` is an integer array of any shape whose sets all have at least
-        ``size`` members; the result has shape ``sets.shape + (size,)`` and
-        lists each set's members in a uniformly random order.
-        """
-        width = self.index.shape[1]
-        keys = rng.random((*sets.shape, width), dtype=np.float32)
-        # Padding gets a key above every real one, so it is never among the smallest.
-        keys[np.arange(width) >= self.sizes[sets][..., None]] = 2.0
-        smallest = np.argpartition(keys, size - 1, axis=-1)[..., :size]
-        # argpartition leaves the smallest in an arbitrary, not a random, order;
-        # ordering them by key makes both which and in what order uniform.
-        order = np.argsort(np.take_along_axis(keys, smallest, axis=-1), axis=-1)
-        smallest = np.take_along_axis(smallest, order, axis=-1)
-        return self.index[sets[..., None], smallest]
-
-
-def _gather(data: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-    """The rows ``rows`` (an integer array of any shape) of ``data``, shaped
-    ``rows.shape + data.shape[1:]``: one contiguous copy, on ``data``'s device."""
-    index = torch.from_numpy(np.ascontiguousarray(rows).reshape(-1)).to(data.device)
-    return torch.index_select(data, 0, index).view(*rows.shape, *data.shape[1:])
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _as_float_tensor(X) -> torch.Tensor:
-    """``X`` as a contiguous float32 tensor, sharing memory where it can."""
-    if isinstance(X, torch.Tensor):
-        return X.to(torch.float32).contiguous()
-    array = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-    # torch cannot share read-only memory (e.g. a memory-mapped file) and warns.
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
-
-
-def _encode(values, name: str, n_expected: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct ``values`` and each value's index among them."""
-    if isinstance(values, torch.Tensor):
-        values = values.cpu().numpy()
-    values = np.asarray(values)
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
-    if n_expected is not None and len(values) != n_expected:
-        raise ValueError(
-            f"{name} has {len(values)} entries but there are {n_expected} examples; "
-            f"pass one entry per example"
-        )
-    if len(values) == 0:
-        raise ValueError(f"{name} is empty")
-    labels, codes = np.unique(values, return_inverse=True)
-    return labels, codes.reshape(-1)
-
-
-def _show(value) -> str:
-    """``repr`` of a label, as the user wrote it rather than as numpy holds it."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def _renumber(mask: np.ndarray) -> np.ndarray:
-    """Map the positions where ``mask`` holds to ``0, 1, ...`` and the others to ``-1``."""
-    new = np.full(len(mask), -1, dtype=np.int64)
-    new[mask] = np.arange(int(mask.sum()))
-    return new
-
-
 def _select_classes(labels: np.ndarray, classes) -> np.ndarray:
     """Boolean mask over ``labels``: those in ``classes`` (all when None)."""
     if classes is None:
@@ -280,7 +197,7 @@ def _select_classes(labels: np.ndarray, classes) -> np.ndarray:
     unknown = wanted[~np.isin(wanted, labels)]
     if len(unknown):
         raise ValueError(
-            f"{len(unknown)} of the requested classes do not occur in y (e.g. {_show(unknown[0])}); "
+            f"{len(unknown)} of the requested classes do not occur in y (e.g. {show(unknown[0])}); "
             f"pass labels of y as classes="
         )
     return np.isin(labels, wanted)
@@ -293,7 +210,7 @@ def _check_class_sizes(labels: np.ndarray, codes: np.ndarray, selected: np.ndarr
         smallest = short[np.argmin(counts[short])]
         raise ValueError(
             f"{len(short)} of {int(selected.sum())} classes have fewer than k_shot + n_query = "
-            f"{needed} examples (smallest: class {_show(labels[smallest])} with {counts[smallest]}); "
+            f"{needed} examples (smallest: class {show(labels[smallest])} with {counts[smallest]}); "
             f"lower k_shot or n_query, or leave those classes out with classes="
         )
 
@@ -310,7 +227,7 @@ def _group_of_each_class(
         pair = {group_labels[class_group[codes[example]]], group_labels[group_codes[example]]}
         first, second = sorted(pair)
         raise ValueError(
-            f"class {_show(labels[codes[example]])} spans groups {_show(first)} and {_show(second)}; "
+            f"class {show(labels[codes[example]])} spans groups {show(first)} and {show(second)}; "
             f"every class must lie in one group (make the class labels unique per group, "
             f"e.g. 'group/class')"
         )
@@ -330,7 +247,7 @@ def _groups_with_enough_classes(
             )
         largest = int(np.argmax(n_classes))
         raise ValueError(
-            f"no group has n_way={n_way} classes (largest: {_show(group_labels[largest])} with "
+            f"no group has n_way={n_way} classes (largest: {show(group_labels[largest])} with "
             f"{n_classes[largest]}); lower n_way or sample without groups="
         )
     return enough

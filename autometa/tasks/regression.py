@@ -7,15 +7,15 @@ import math
 import numpy as np
 import torch
 
-from autometa.tasks.episodes import (
+from autometa.tasks._sampling import (
+    Members,
     RandomState,
-    _as_float_tensor,
-    _check_positive_int,
-    _encode,
-    _gather,
-    _Members,
-    _renumber,
-    _show,
+    as_float_tensor,
+    check_positive_int,
+    encode,
+    gather,
+    renumber,
+    show,
 )
 from autometa.tasks.task import TaskBatch
 
@@ -56,8 +56,8 @@ class SinusoidTasks:
         x_range: tuple[float, float] = (-5.0, 5.0),
         random_state: RandomState = None,
     ):
-        _check_positive_int(k_shot, "k_shot")
-        _check_positive_int(n_query, "n_query")
+        check_positive_int(k_shot, "k_shot")
+        check_positive_int(n_query, "n_query")
         for name, (low, high) in (("amplitude", amplitude), ("phase", phase), ("x_range", x_range)):
             if not low <= high:
                 raise ValueError(f"{name} must be a range (low, high) with low <= high, got {(low, high)}")
@@ -78,7 +78,7 @@ class SinusoidTasks:
             Each task's parameters, only when ``return_params`` is true; pass
             them to :meth:`true_function` to plot or score a task.
         """
-        _check_positive_int(meta_batch, "meta_batch")
+        check_positive_int(meta_batch, "meta_batch")
         rng = self._rng
 
         def uniform(bounds: tuple[float, float], *size: int) -> torch.Tensor:
@@ -149,27 +149,27 @@ class GroupedRegressionTasks:
     """
 
     def __init__(self, X, y, groups, k_shot: int, n_query: int, random_state: RandomState = None):
-        _check_positive_int(k_shot, "k_shot")
-        _check_positive_int(n_query, "n_query")
+        check_positive_int(k_shot, "k_shot")
+        check_positive_int(n_query, "n_query")
         self.k_shot, self.n_query = k_shot, n_query
         self.random_state = random_state
-        self._X = _as_float_tensor(X)
-        self._y = _as_float_tensor(y).reshape(-1)
+        self._X = as_float_tensor(X)
+        self._y = as_float_tensor(y).reshape(-1)
         if len(self._y) != len(self._X):
             raise ValueError(
                 f"y has {len(self._y)} values but X has {len(self._X)} rows; pass one value per row"
             )
-        group_labels, codes = _encode(groups, "groups", len(self._X))
+        group_labels, codes = encode(groups, "groups", len(self._X))
         sizes = np.bincount(codes)
         usable = sizes >= k_shot + n_query
         if not usable.any():
             largest = int(np.argmax(sizes))
             raise ValueError(
                 f"0 of {len(sizes)} groups have k_shot + n_query = {k_shot + n_query} rows (largest: "
-                f"{_show(group_labels[largest])} with {sizes[largest]}); lower k_shot or n_query"
+                f"{show(group_labels[largest])} with {sizes[largest]}); lower k_shot or n_query"
             )
         self.groups_ = group_labels[usable]
-        self._rows = _Members(_renumber(usable)[codes], len(self.groups_))
+        self._rows = Members(renumber(usable)[codes], len(self.groups_))
         self._rng = np.random.default_rng(random_state)
 
     def sample(self, meta_batch: int = 1) -> TaskBatch:
@@ -181,13 +181,13 @@ class GroupedRegressionTasks:
             ``support_x`` ``(meta_batch, k_shot, n_features)``, ``support_y``
             ``(meta_batch, k_shot)``, the query likewise, all float32.
         """
-        _check_positive_int(meta_batch, "meta_batch")
+        check_positive_int(meta_batch, "meta_batch")
         groups = self._rng.integers(len(self.groups_), size=meta_batch)
         rows = self._rows.sample(groups, self.k_shot + self.n_query, self._rng)
         support, query = rows[:, : self.k_shot], rows[:, self.k_shot :]
         return TaskBatch(
-            _gather(self._X, support),
-            _gather(self._y, support),
-            _gather(self._X, query),
-            _gather(self._y, query),
+            gather(self._X, support),
+            gather(self._y, support),
+            gather(self._X, query),
+            gather(self._y, query),
         )
