@@ -1,0 +1,700 @@
+"""scikit-learn estimators over the meta-learners of :mod:`autometa.meta`.
+
+Two verbs, two kinds of state:
+
+``meta_fit(X, y, groups=None)``
+    meta-trains a learner on many small tasks drawn from ``(X, y)`` and keeps
+    it as ``meta_learner_``, the *meta-learned state*;
+``fit(X, y)``
+    adapts that learner to one new task from its few labelled examples, the
+    *task state* (``classes_``, the support set and its predictor).
+
+``fit`` never changes the meta-learned state, and :func:`sklearn.base.clone`
+carries it (not the task state), so a meta-fitted estimator can be fitted
+again and again inside pipelines, grid searches and cross-validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
+from torch import nn
+
+from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, meta_train
+from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
+
+GRADIENT_BASED = ("maml", "fomaml", "reptile")
+METRIC_BASED = ("protonet", "matching")
+BACKBONES = ("mlp", "conv4")
+# (inner_lr, inner_steps) when left as None. Classification: MAML's Omniglot
+# step size and Reptile's inner Adam (Nichol et al. 2018); regression: the
+# papers' sinusoid settings (MAML: SGD 0.01; Reptile: SGD 0.02).
+INNER_DEFAULTS = {
+    ("maml", "classification"): (0.4, 5),
+    ("reptile", "classification"): (1e-3, 5),
+    ("maml", "regression"): (0.01, 5),
+    ("reptile", "regression"): (0.02, 5),
+}
+# parameters that take effect in fit; every other one shapes the meta-learner
+FIT_PARAMS = frozenset({"inner_steps", "random_state", "device", "verbose"})
+# what sklearn.base.clone carries over from a meta-fitted estimator
+META_STATE = ("meta_learner_", "meta_history_", "n_features_in_", "feature_names_in_", "_meta_params")
+PREDICT_BATCH = 4096  # rows per forward pass in predict: bounds (GPU) memory
+
+
+class _FewShotEstimator(BaseEstimator):
+    """What both estimators share: building, meta-training, adapting, persisting."""
+
+    _algorithms: tuple[str, ...] = ()
+    _task_type = ""
+
+    # -- meta-learned state ------------------------------------------------
+    def _meta_fit(self, X, y, groups, make_tasks, n_outputs: int):
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=self._task_type == "regression")
+        if groups is not None:
+            groups = column_or_1d(groups)
+            check_consistent_length(X, groups)
+        device = _resolve_device(self.device)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        tasks = make_tasks(self._inputs(X, device, torch.float32), y, groups, seed)
+        with _seeded(seed, device):
+            learner = self._new_learner(X.shape[1], n_outputs).to(device)
+            history = meta_train(learner, tasks, steps=self.meta_steps, meta_batch=self.meta_batch,
+                                 optimizer=self._outer_optimizer(learner), verbose=bool(self.verbose))
+        self._forget_task()
+        self.meta_learner_ = learner.eval()
+        self.meta_history_ = history
+        self._meta_params = {k: v for k, v in self.get_params(deep=False).items() if k not in FIT_PARAMS}
+        return self
+
+    def __sklearn_clone__(self):
+        clone = super().__sklearn_clone__()
+        # fit never mutates the meta-learner, so the clone may share it
+        if hasattr(self, "meta_learner_"):
+            for name in META_STATE:
+                if hasattr(self, name):
+                    setattr(clone, name, getattr(self, name))
+        return clone
+
+    # -- task state --------------------------------------------------------
+    def _validate_task(self, X, y):
+        """Validated task data; after meta_fit, X must have meta_fit's features."""
+        self._check_params()
+        meta_fitted = hasattr(self, "meta_learner_")
+        if meta_fitted:
+            self._check_meta_params()
+        return validate_data(self, X, y, reset=not meta_fitted, dtype=(np.float64, np.float32),
+                             y_numeric=self._task_type == "regression")
+
+    def _fit_task(self, X, support_y: np.ndarray, n_outputs: int):
+        """Adapt to the task ``(X, support_y)``; ``n_outputs`` sizes a new learner's head."""
+        device = _resolve_device(self.device)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        if hasattr(self, "meta_learner_"):
+            # float64 input computes in float64 (as MLPClassifier does): a
+            # float32 prediction would change in its last digits with the
+            # batch it is computed in
+            learner = _converted(self.meta_learner_, device, dtype)
+        else:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            with _seeded(seed, device):
+                learner = self._new_learner(X.shape[1], n_outputs).to(device=device, dtype=dtype).eval()
+        support_x = self._inputs(X, device, dtype)
+        if self.algorithm in GRADIENT_BASED:
+            with torch.no_grad():
+                self._check_width(learner.backbone(support_x).shape[-1], n_outputs)
+        self._forget_task()
+        self._learner = learner
+        self._support_x = support_x
+        self._support_y = torch.as_tensor(support_y, device=device)
+        self._adapt_kwargs = {"steps": self._inner()[1]} if self.algorithm in GRADIENT_BASED else {}
+        self._adapt()
+
+    def _adapt(self):
+        # a closure: kept out of the pickled state and rebuilt from the support set
+        self._predictor = self._learner.adapt(self._support_x, self._support_y, **self._adapt_kwargs)
+
+    def _forget_task(self):
+        for name in ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor"):
+            self.__dict__.pop(name, None)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_predictor")
+
+    def _outputs(self, X) -> np.ndarray:
+        """The learner's outputs for ``X``, ``(n_samples, n_outputs)``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        x = self._inputs(X, self._support_x.device, self._support_x.dtype)
+        with torch.no_grad():
+            outputs = [self._predictor(x[i : i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
+        return torch.cat(outputs).cpu().numpy()
+
+    # -- persistence -------------------------------------------------------
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_predictor", None)
+        # CPU tensors unpickle anywhere; __setstate__ moves them to self.device
+        return _moved(state, torch.device("cpu"))
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.update(_moved(self.__dict__, _resolve_device(self.device, fallback=True)))
+        if hasattr(self, "_support_x"):
+            self._adapt()
+
+    # -- building blocks ---------------------------------------------------
+    def _inner(self) -> tuple[float, int]:
+        """``(inner_lr, inner_steps)`` with the algorithm's defaults filled in."""
+        family = "reptile" if self.algorithm == "reptile" else "maml"
+        lr, steps = INNER_DEFAULTS[family, self._task_type]
+        return (lr if self.inner_lr is None else self.inner_lr,
+                steps if self.inner_steps is None else self.inner_steps)
+
+    def _outer_optimizer(self, learner) -> torch.optim.Optimizer:
+        # Reptile's outer step interpolates towards the fine-tuned weights
+        # (SGD, step 1.0 by default, as in Nichol et al. 2018); the others
+        # descend the meta-gradient with Adam
+        if self.algorithm == "reptile":
+            return torch.optim.SGD(learner.parameters(), lr=1.0 if self.lr is None else self.lr)
+        return torch.optim.Adam(learner.parameters(), lr=1e-3 if self.lr is None else self.lr)
+
+    def _input_shape(self, n_features: int) -> tuple[int, ...]:
+        """The shape of one example as the backbone takes it."""
+        if self.image_shape is not None:
+            shape = tuple(int(s) for s in self.image_shape)
+            if int(np.prod(shape)) != n_features:
+                raise ValueError(f"image_shape={shape} has {int(np.prod(shape))} pixels but X has "
+                                 f"{n_features} features; pass the (channels, height, width) of X's rows")
+            return shape
+        if self.backbone == "conv4":
+            side = int(round(n_features**0.5))
+            if side * side != n_features:
+                raise ValueError(f"backbone='conv4' needs image rows; X has {n_features} features, not a "
+                                 f"square number: pass image_shape=(channels, height, width)")
+            return (1, side, side)
+        return (n_features,)
+
+    def _inputs(self, X: np.ndarray, device, dtype) -> torch.Tensor:
+        # torch cannot share read-only memory (e.g. a memory map) and warns
+        array = X if X.flags.writeable else X.copy()
+        x = torch.from_numpy(array).to(device=device, dtype=dtype)
+        return x.reshape(len(x), *self._input_shape(X.shape[1]))
+
+    def _new_learner(self, n_features: int, n_outputs: int):
+        """A randomly initialised learner for inputs of ``n_features`` (a head of ``n_outputs``)."""
+        gradient_based = self.algorithm in GRADIENT_BASED
+        out = n_outputs if gradient_based else None  # metric learners end on the embedding
+        if isinstance(self.backbone, nn.Module):
+            backbone = copy.deepcopy(self.backbone)  # training must leave the parameter untouched
+        elif self.backbone == "mlp":
+            backbone = {"name": "mlp", "in_features": n_features, "out_features": out,
+                        "hidden": [int(h) for h in self.hidden]}
+        else:
+            channels, height, width = self._input_shape(n_features)
+            if height != width:
+                raise ValueError(f"backbone='conv4' needs square images, got image_shape={self.image_shape}")
+            # MAML's batch norm uses the statistics of the batch it is given,
+            # which would make a prediction depend on the rest of the batch
+            backbone = {"name": "conv4", "in_channels": channels, "image_size": height,
+                        "out_features": out, "norm": not gradient_based}
+        if self.algorithm == "protonet":
+            return ProtoNet(backbone)
+        if self.algorithm == "matching":
+            return MatchingNet(backbone)
+        inner_lr, inner_steps = self._inner()
+        if self.algorithm == "reptile":
+            optimizer = "adam" if self._task_type == "classification" else "sgd"
+            return Reptile(backbone, inner_lr=inner_lr, inner_steps=inner_steps, inner_optimizer=optimizer,
+                           task_type=self._task_type)
+        return MAML(backbone, inner_lr=inner_lr, inner_steps=inner_steps,
+                    first_order=self.algorithm == "fomaml", task_type=self._task_type)
+
+    def _check_params(self):
+        name = type(self).__name__
+        if self.algorithm not in self._algorithms:
+            hint = "; it is a classifier: use FewShotClassifier" if self.algorithm in METRIC_BASED else ""
+            raise ValueError(f"{name} algorithm must be one of {self._algorithms}, got {self.algorithm!r}{hint}")
+        if not (isinstance(self.backbone, nn.Module) or self.backbone in BACKBONES):
+            raise ValueError(f"backbone must be one of {BACKBONES} or an nn.Module, got {self.backbone!r}")
+        if not (isinstance(self.hidden, Sequence) and all(_is_int(h, 1) for h in self.hidden)):
+            raise ValueError(f"hidden must be a sequence of positive ints, got {self.hidden!r}")
+        if self.image_shape is not None and not (
+            isinstance(self.image_shape, Sequence) and len(self.image_shape) == 3
+            and all(_is_int(s, 1) for s in self.image_shape)
+        ):
+            raise ValueError(f"image_shape must be None or (channels, height, width), got {self.image_shape!r}")
+        if self.inner_lr is not None and not _is_real(self.inner_lr):
+            raise ValueError(f"inner_lr must be None or a positive number, got {self.inner_lr!r}")
+        if self.inner_steps is not None and not _is_int(self.inner_steps, 1):
+            raise ValueError(f"inner_steps must be None or a positive int, got {self.inner_steps!r}")
+        for param, low in self._episode_params:
+            if not _is_int(getattr(self, param), low):
+                raise ValueError(f"{param} must be an int >= {low}, got {getattr(self, param)!r}")
+        if self.lr is not None and not _is_real(self.lr):
+            raise ValueError(f"lr must be None or a positive number, got {self.lr!r}")
+        _resolve_device(self.device)
+
+    def _check_meta_params(self):
+        """Parameters that shape the meta-learner must be those it was meta-fitted with."""
+        for param, fitted in self._meta_params.items():
+            value = getattr(self, param)
+            same = type(value) is type(fitted) if isinstance(value, nn.Module) else value == fitted
+            if not same:
+                raise ValueError(
+                    f"{param}={value!r} but this estimator was meta-fitted with {param}={fitted!r}; "
+                    f"{param} only takes effect in meta_fit: call meta_fit again, or set it back"
+                )
+
+
+class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
+    """A few-shot classifier: meta-learn on many classes, then fit new classes from a few examples.
+
+    :meth:`meta_fit` meta-trains a learner of :mod:`autometa.meta` on N-way
+    K-shot episodes over the classes of ``y``; :meth:`fit` then adapts it to
+    a new task, possibly of classes never seen in meta-training, with any
+    number of classes and examples per class. Without :meth:`meta_fit`,
+    :meth:`fit` adapts a randomly initialised learner: a nearest-prototype
+    rule in a random embedding (``"protonet"``, ``"matching"``) or a network
+    trained from scratch for ``inner_steps`` steps (the others).
+
+    Parameters
+    ----------
+    algorithm : {"protonet", "matching", "maml", "fomaml", "reptile"}, default="protonet"
+        Prototypical Networks, Matching Networks, MAML, first-order MAML or
+        Reptile (see :mod:`autometa.meta`).
+    backbone : {"mlp", "conv4"} or nn.Module, default="mlp"
+        The network: a ReLU MLP on the rows of ``X``, the four-block
+        convolutional network on images (rows of ``X`` are flattened images
+        of ``image_shape``), or any module (it is copied, never trained in
+        place). For the gradient-based algorithms a module must output at
+        least as many logits as a task has classes; ``"conv4"`` is then
+        built without batch norm, whose batch statistics would make a
+        prediction depend on the rest of the batch.
+    hidden : sequence of int, default=(64, 64)
+        Hidden widths of the ``"mlp"`` backbone.
+    image_shape : (int, int, int) or None, default=None
+        ``(channels, height, width)`` of the images the rows of ``X`` hold;
+        ``None`` with ``"conv4"`` takes square one-channel images.
+    inner_lr : float or None, default=None
+        Inner-loop step size of MAML and Reptile (Reptile's inner optimiser is
+        Adam); ``None``: 0.4 for MAML, 1e-3 for Reptile.
+    inner_steps : int or None, default=None
+        Inner-loop steps of MAML and Reptile, in meta-training and in
+        :meth:`fit`; after :meth:`meta_fit` it may be changed, e.g. by a grid
+        search, to adapt with more steps than meta-training took.
+        ``None``: 5.
+    n_way, k_shot, n_query : int, default=5, 1, 5
+        Classes per meta-training episode, and support and query examples per
+        class. ``n_way`` is also the width of MAML's and Reptile's output
+        layer: such a meta-fitted classifier fits tasks of up to ``n_way``
+        classes, using the first logits.
+    meta_steps : int, default=500
+        Meta-training steps (one meta-batch each).
+    meta_batch : int, default=8
+        Episodes per meta-training step.
+    lr : float or None, default=None
+        Meta-training's outer learning rate, decayed on a cosine: of Adam
+        (``None``: 1e-3), or for Reptile of SGD on its interpolation step
+        (``None``: 1.0, the paper's).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and the episodes; the global torch random
+        state is left as it was.
+    device : str or torch.device, default="auto"
+        Where the networks run; ``"auto"`` takes CUDA when available. An
+        unpickled estimator moves to ``device`` as resolved on the loading
+        machine (to the CPU, with a warning, if it names a missing GPU).
+    verbose : bool, default=False
+        Show a progress bar during :meth:`meta_fit`.
+
+    Attributes
+    ----------
+    meta_learner_ : autometa.meta.MetaLearner
+        The meta-trained learner (set by :meth:`meta_fit`; kept by
+        :func:`sklearn.base.clone` and never changed by :meth:`fit`).
+    meta_history_ : list of dict
+        Meta-training metrics per step (``loss``, ``accuracy``).
+    classes_ : ndarray of shape (n_classes,)
+        The classes of the task seen in :meth:`fit`.
+    n_features_in_ : int
+        Number of features seen in :meth:`meta_fit`, or in :meth:`fit`
+        without it.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of those features, when ``X`` was a DataFrame with string
+        column names.
+
+    See Also
+    --------
+    sklearn.neighbors.NearestCentroid : The prototype rule without a learned embedding.
+    FewShotRegressor : The regression counterpart (MAML, Reptile).
+
+    Notes
+    -----
+    The parameters other than ``inner_steps``, ``random_state``, ``device``
+    and ``verbose`` shape the meta-learner; changing one after
+    :meth:`meta_fit` makes :meth:`fit` raise until :meth:`meta_fit` runs
+    again. :meth:`meta_fit` computes in float32; :meth:`fit` and the
+    predictions compute in the floating dtype of ``X`` (float64 unless
+    ``X`` is float32), so a prediction does not depend on the rows it is
+    computed with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from autometa import FewShotClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> old, new = y < 7, y >= 7
+    >>> clf = FewShotClassifier(n_way=5, meta_steps=50, random_state=0)
+    >>> clf = clf.meta_fit(X[old], y[old])          # meta-train on digits 0-6
+    >>> shots = np.flatnonzero(new)[[0, 1, 2]]       # one example of 7, 8, 9 each
+    >>> clf = clf.fit(X[shots], y[shots])
+    >>> clf.classes_
+    array([7, 8, 9])
+    >>> clf.predict_proba(X[new]).shape
+    (533, 3)
+    """
+
+    _algorithms = METRIC_BASED + GRADIENT_BASED
+    _task_type = "classification"
+    _episode_params = (("n_way", 2), ("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
+
+    def __init__(self, algorithm="protonet", backbone="mlp", hidden=(64, 64), image_shape=None, inner_lr=None,
+                 inner_steps=None, n_way=5, k_shot=1, n_query=5, meta_steps=500, meta_batch=8, lr=None,
+                 random_state=None, device="auto", verbose=False):
+        self.algorithm = algorithm
+        self.backbone = backbone
+        self.hidden = hidden
+        self.image_shape = image_shape
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.n_way = n_way
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.meta_steps = meta_steps
+        self.meta_batch = meta_batch
+        self.lr = lr
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def meta_fit(self, X, y, groups=None):
+        """Meta-train on N-way K-shot episodes over the classes of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (any sortable values); every class needs
+            ``k_shot + n_query`` examples.
+        groups : array-like of shape (n_samples,), default=None
+            A group per sample (e.g. an alphabet); each episode then draws
+            its ``n_way`` classes from one group.
+
+        Returns
+        -------
+        self : FewShotClassifier
+            Meta-fitted; call :meth:`fit` on a task before predicting.
+        """
+
+        def episodes(x, labels, groups, seed):
+            check_classification_targets(labels)
+            return EpisodeSampler(x, labels, self.n_way, self.k_shot, self.n_query, groups=groups,
+                                  random_state=seed)
+
+        return self._meta_fit(X, y, groups, episodes, n_outputs=self.n_way)
+
+    def fit(self, X, y):
+        """Adapt to a task from its labelled examples (the support set).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            At least two classes; any number of examples of each.
+
+        Returns
+        -------
+        self : FewShotClassifier
+        """
+        X, y = self._validate_task(X, y)
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"a task needs at least 2 classes; got {len(classes)} class")
+        self._fit_task(X, codes, n_outputs=len(classes))
+        self.classes_ = classes
+        return self
+
+    def _check_width(self, width: int, n_classes: int):
+        if width < n_classes:
+            raise ValueError(
+                f"the task has {n_classes} classes but the {self.algorithm} network outputs {width} logits; "
+                f"meta_fit with n_way >= {n_classes} (or pass a backbone with more outputs)"
+            )
+
+    def decision_function(self, X):
+        """Logits of the classes (for two classes: of ``classes_[1]`` over ``classes_[0]``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
+        """
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        logits = self._logits(X)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """The most likely class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        codes = self._logits(X).argmax(axis=1)
+        return self.classes_[codes]
+
+    def _logits(self, X) -> np.ndarray:
+        # a wider MAML or Reptile head than the task's classes: the first logits
+        outputs = self._outputs(X)
+        return outputs[:, : len(self.classes_)]
+
+
+class FewShotRegressor(RegressorMixin, _FewShotEstimator):
+    """A few-shot regressor: meta-learn an initialisation on many tasks, fit a new one from a few points.
+
+    :meth:`meta_fit` meta-trains MAML, first-order MAML or Reptile on tasks
+    that are the groups of rows of a table (a customer, a sensor, a data
+    set); :meth:`fit` then fine-tunes that initialisation on a new task's
+    few points for ``inner_steps`` gradient steps. Without :meth:`meta_fit`,
+    :meth:`fit` trains a randomly initialised network for ``inner_steps``
+    steps. Targets are taken as they are: the meta-learned initialisation
+    expects new tasks on the scale of the meta-training tasks.
+
+    Parameters
+    ----------
+    algorithm : {"maml", "fomaml", "reptile"}, default="maml"
+    backbone : {"mlp", "conv4"} or nn.Module, default="mlp"
+        As in :class:`FewShotClassifier`; a module must output one value.
+    hidden : sequence of int, default=(40, 40)
+        Hidden widths of the ``"mlp"`` backbone (MAML's sinusoid network).
+    image_shape : (int, int, int) or None, default=None
+        As in :class:`FewShotClassifier`.
+    inner_lr : float or None, default=None
+        Inner-loop SGD step size; ``None``: 0.01 for MAML, 0.02 for Reptile.
+    inner_steps : int or None, default=None
+        Inner-loop steps, in meta-training and in :meth:`fit` (where it may
+        be changed after :meth:`meta_fit`); ``None``: 5.
+    k_shot, n_query : int, default=10, 10
+        Support and query rows per meta-training task; groups with fewer
+        than ``k_shot + n_query`` rows are not drawn.
+    meta_steps : int, default=500
+    meta_batch : int, default=8
+    lr : float or None, default=None
+    random_state : int, RandomState instance or None, default=None
+    device : str or torch.device, default="auto"
+    verbose : bool, default=False
+        As in :class:`FewShotClassifier`.
+
+    Attributes
+    ----------
+    meta_learner_ : autometa.meta.MetaLearner
+        The meta-trained learner (set by :meth:`meta_fit`; kept by
+        :func:`sklearn.base.clone` and never changed by :meth:`fit`).
+    meta_history_ : list of dict
+        Meta-training metrics per step (``loss``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    FewShotClassifier : The classification counterpart.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autometa import FewShotRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(50), 20)          # 50 tasks of 20 points
+    >>> X = rng.uniform(-5, 5, size=(1000, 1))
+    >>> y = rng.uniform(0.1, 5, 50)[groups] * np.sin(X[:, 0] - rng.uniform(0, 3, 50)[groups])
+    >>> reg = FewShotRegressor(meta_steps=50, random_state=0).meta_fit(X, y, groups)
+    >>> reg = reg.fit(X[:5], y[:5])                    # five points of one task
+    >>> reg.predict(X[5:20]).shape
+    (15,)
+    """
+
+    _algorithms = GRADIENT_BASED
+    _task_type = "regression"
+    _episode_params = (("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
+
+    def __init__(self, algorithm="maml", backbone="mlp", hidden=(40, 40), image_shape=None, inner_lr=None,
+                 inner_steps=None, k_shot=10, n_query=10, meta_steps=500, meta_batch=8, lr=None,
+                 random_state=None, device="auto", verbose=False):
+        self.algorithm = algorithm
+        self.backbone = backbone
+        self.hidden = hidden
+        self.image_shape = image_shape
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.meta_steps = meta_steps
+        self.meta_batch = meta_batch
+        self.lr = lr
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def meta_fit(self, X, y, groups=None):
+        """Meta-train on the tasks that the groups of rows form.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,)
+            The task of each row; required.
+
+        Returns
+        -------
+        self : FewShotRegressor
+            Meta-fitted; call :meth:`fit` on a task before predicting.
+        """
+        if groups is None:
+            raise ValueError("FewShotRegressor.meta_fit needs groups=: the task of each row "
+                             "(each group of rows is one meta-training task)")
+
+        def tasks(x, targets, groups, seed):
+            return GroupedRegressionTasks(x, targets.astype(np.float32), groups, self.k_shot, self.n_query,
+                                          random_state=seed)
+
+        return self._meta_fit(X, y, groups, tasks, n_outputs=1)
+
+    def fit(self, X, y):
+        """Fine-tune on a task's points (the support set).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : FewShotRegressor
+        """
+        X, y = self._validate_task(X, y)
+        self._fit_task(X, y.astype(X.dtype), n_outputs=1)
+        return self
+
+    def _check_width(self, width: int, n_outputs: int):
+        if width != 1:
+            raise ValueError(f"the backbone outputs {width} values per example; a regressor needs 1")
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._outputs(X)[:, 0]
+
+
+# -- helpers ---------------------------------------------------------------
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+
+
+def _resolve_device(device, fallback: bool = False) -> torch.device:
+    """``device`` as a torch.device, ``"auto"`` meaning CUDA when available.
+
+    With ``fallback`` (unpickling), a CUDA device on a machine without one
+    becomes the CPU, with a warning, so that the estimator still loads.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
+    if fallback and resolved.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(f"device={device!r} is not available here; the estimator is loaded on the CPU", UserWarning)
+        return torch.device("cpu")
+    return resolved
+
+
+@contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed torch for the block, restoring the caller's random state after it."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def _converted(learner: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """``learner`` itself when it already lives on ``device`` in ``dtype``, else a converted copy."""
+    tensors = [*learner.parameters(), *learner.buffers()]
+    if all(t.device == device and (t.dtype == dtype or not t.is_floating_point()) for t in tensors):
+        return learner
+    return copy.deepcopy(learner).to(device=device, dtype=dtype)
+
+
+def _moved(state: dict, device: torch.device) -> dict:
+    """``state`` with its modules and tensors on ``device``: the same objects
+    where they already are there, else copies (one per object, so that shared
+    references stay shared)."""
+    copies: dict[int, object] = {}
+
+    def move(value):
+        if id(value) not in copies:
+            if isinstance(value, torch.Tensor):
+                copies[id(value)] = value.to(device)
+            elif any(t.device != device for t in [*value.parameters(), *value.buffers()]):
+                copies[id(value)] = copy.deepcopy(value).to(device)
+            else:
+                copies[id(value)] = value
+        return copies[id(value)]
+
+    return {k: move(v) if isinstance(v, (torch.Tensor, nn.Module)) else v for k, v in state.items()}
