@@ -112,7 +112,8 @@ def cmd_bench_maml_speed(args) -> None:
 def cmd_bench_sinusoid(args) -> None:
     from autometa.benchmarks.sinusoid import run
 
-    run(meta_steps=args.steps, n_test_tasks=args.test_tasks, seed=args.seed, verbose=not args.quiet)
+    run(shots=[int(k) for k in args.shots.split(",")], orders=args.orders.split(","), meta_steps=args.steps,
+        n_test_tasks=args.test_tasks, schedule=args.schedule, seed=args.seed, verbose=not args.quiet)
 
 
 def cmd_bench_omniglot(args) -> None:
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     sinusoid = bench.add_parser("sinusoid", help="MAML on sinusoids: MSE after 1 and 10 steps, K = 5 and 10")
     sinusoid.add_argument("--steps", type=int, default=70_000, help="meta-steps per model (default: %(default)s)")
     sinusoid.add_argument("--test-tasks", type=int, default=1000)
+    sinusoid.add_argument("--shots", default="5,10", help="comma-separated K (default: %(default)s)")
+    sinusoid.add_argument("--orders", default="second,first", help="comma-separated: second, first")
+    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                          help="outer learning-rate schedule (the paper: constant)")
     sinusoid.add_argument("--seed", type=int, default=0)
     sinusoid.add_argument("--quiet", action="store_true")
     sinusoid.set_defaults(func=cmd_bench_sinusoid)

@@ -23,8 +23,8 @@ def mse_per_task(learner: MAML, tasks, steps: int) -> np.ndarray:
 
 
 def run(shots=(5, 10), orders=("second", "first"), meta_steps: int = 70_000, n_test_tasks: int = 1000,
-        seed: int = 0, verbose: bool = False) -> list[dict]:
-    print(f"MAML sinusoid regression: 40-40 ReLU MLP, inner lr 0.01, meta-batch 25, Adam 1e-3, "
+        schedule: str = "constant", seed: int = 0, verbose: bool = False) -> list[dict]:
+    print(f"MAML sinusoid regression: 40-40 ReLU MLP, inner lr 0.01, meta-batch 25, Adam 1e-3 ({schedule}), "
           f"{meta_steps} meta-steps, 1 inner step in training; {n_test_tasks} test tasks x 100 query points; seed {seed}")
     print(f"machine: {describe()}")
     print(f"{'K':>3} {'order':>7} {'train s':>8} {'MSE 1 step (95% CI)':>24} {'MSE 10 steps (95% CI)':>24}")
@@ -37,7 +37,7 @@ def run(shots=(5, 10), orders=("second", "first"), meta_steps: int = 70_000, n_t
                            first_order=order == "first", task_type="regression")
             start = time.perf_counter()
             meta_train(learner, SinusoidTasks(k_shot=k_shot, n_query=k_shot, random_state=seed), steps=meta_steps,
-                       meta_batch=25, lr=1e-3, schedule="constant", verbose=verbose)
+                       meta_batch=25, lr=1e-3, schedule=schedule, verbose=verbose)
             seconds = time.perf_counter() - start
             row = {"k_shot": k_shot, "order": order, "train_s": seconds}
             cells = []
