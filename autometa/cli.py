@@ -91,8 +91,15 @@ def cmd_fewshot_eval_lake(args) -> None:
     device = _device(args.device)
     learner = MetaLearner.load(args.model).to(device)
     image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
-    result = score_lake(LearnerClassifier(learner, device), load_lake_runs(args.runs, image_size=image_size))
-    print(result.format())
+    runs = load_lake_runs(args.runs, image_size=image_size)
+    baseline = score_lake(lambda train_x, test_x: _pixel_distances(train_x, test_x), runs)
+    print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
+    print(score_lake(LearnerClassifier(learner, device), runs).format())
+
+
+def _pixel_distances(train_x, test_x):
+    """Squared Euclidean distances between images, ``(n_test, n_train)``."""
+    return ((test_x.reshape(len(test_x), 1, -1) - train_x.reshape(1, len(train_x), -1)) ** 2).sum(-1)
 
 
 def cmd_fewshot_make_lake_runs(args) -> None:

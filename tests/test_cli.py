@@ -51,4 +51,5 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+    assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
+    assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
