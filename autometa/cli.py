@@ -131,6 +131,15 @@ def cmd_bench_omniglot(args) -> None:
         device=_device(args.device), seed=args.seed, verbose=not args.quiet)
 
 
+def cmd_bench_tabular(args) -> None:
+    from autometa.benchmarks.tabular import run
+
+    run(datasets=_alphabets(args.datasets) or None, algorithms=_alphabets(args.algorithms), n_way=args.n_way,
+        shots=[int(k) for k in args.shots.split(",")], n_episodes=args.episodes, meta_steps=args.meta_steps,
+        seed=args.seed, data_dir=args.data, max_per_class=args.max_per_class, device=_device(args.device),
+        verbose=not args.quiet and sys.stderr.isatty())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autometa", description=__doc__)
     parser.add_argument("--version", action="version", version=_version())
@@ -207,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     sinusoid.add_argument("--test-tasks", type=int, default=1000)
     sinusoid.add_argument("--shots", default="5,10", help="comma-separated K (default: %(default)s)")
     sinusoid.add_argument("--orders", default="second,first", help="comma-separated: second, first")
-    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                          help="outer learning-rate schedule (the paper: constant)")
+    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
+                          help="outer learning-rate schedule (default: %(default)s; the paper's: constant)")
     sinusoid.add_argument("--seed", type=int, default=0)
     sinusoid.add_argument("--quiet", action="store_true")
     sinusoid.set_defaults(func=cmd_bench_sinusoid)
@@ -223,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     omniglot.add_argument("--seed", type=int, default=0)
     omniglot.add_argument("--quiet", action="store_true")
     omniglot.set_defaults(func=cmd_bench_omniglot)
+
+    tabular = bench.add_parser("tabular", help="5-way 1/5-shot accuracy on new classes of PMLB data sets vs scikit-learn")
+    tabular.add_argument("--datasets", help="comma-separated PMLB names (default: local ones with >= 10 classes)")
+    tabular.add_argument("--data", help="the PMLB cache folder (default: pmlb/ under the shared data)")
+    tabular.add_argument("--algorithms", default="protonet,matching,maml,reptile")
+    tabular.add_argument("--n-way", type=int, default=5)
+    tabular.add_argument("--shots", default="1,5", help="comma-separated K (default: %(default)s)")
+    tabular.add_argument("--episodes", type=int, default=250, help="episodes per data set and K (default: %(default)s)")
+    tabular.add_argument("--meta-steps", type=int, default=500, help="meta-steps per model (default: %(default)s)")
+    tabular.add_argument("--max-per-class", type=int, default=200, help="rows kept per class (default: %(default)s)")
+    tabular.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    tabular.add_argument("--seed", type=int, default=0)
+    tabular.add_argument("--quiet", action="store_true", help="no progress bars")
+    tabular.set_defaults(func=cmd_bench_tabular)
     return parser
 
 
