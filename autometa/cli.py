@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     tabular.add_argument("--algorithms", default="protonet,matching,maml,reptile")
     tabular.add_argument("--n-way", type=int, default=5)
     tabular.add_argument("--shots", default="1,5", help="comma-separated K (default: %(default)s)")
-    tabular.add_argument("--episodes", type=int, default=250, help="episodes per data set and K (default: %(default)s)")
+    tabular.add_argument("--episodes", type=int, default=200, help="episodes per data set and K (default: %(default)s)")
     tabular.add_argument("--meta-steps", type=int, default=500, help="meta-steps per model (default: %(default)s)")
     tabular.add_argument("--max-per-class", type=int, default=200, help="rows kept per class (default: %(default)s)")
     tabular.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
