@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     sinusoid.add_argument("--test-tasks", type=int, default=1000)
     sinusoid.add_argument("--shots", default="5,10", help="comma-separated K (default: %(default)s)")
     sinusoid.add_argument("--orders", default="second,first", help="comma-separated: second, first")
-    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
-                          help="outer learning-rate schedule (default: %(default)s; the paper's: constant)")
+    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                          help="outer learning-rate schedule (default: %(default)s, the paper's)")
     sinusoid.add_argument("--seed", type=int, default=0)
     sinusoid.add_argument("--quiet", action="store_true")
     sinusoid.set_defaults(func=cmd_bench_sinusoid)
