@@ -1,10 +1,28 @@
-"""The Optuna face of autometa: task descriptors now; the knowledge base and
-the meta-learned sampler will follow.
+"""The Optuna face of autometa: task descriptors and the knowledge base of
+earlier studies; the meta-learned sampler will follow.
 
 :mod:`autometa.hpo.metafeatures` imports no Optuna, so descriptors can be
-computed where Optuna is not installed.
+computed where Optuna is not installed; ``KnowledgeBase`` imports Optuna on
+first use of the name.
 """
+
+import importlib
 
 from autometa.hpo.metafeatures import METAFEATURES, compute_metafeatures, metafeature_vector
 
-__all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector"]
+# public name -> module that defines it, imported on first access so that
+# ``import autometa.hpo`` does not import Optuna.
+_LAZY = {"KnowledgeBase": "autometa.hpo.knowledge_base"}
+
+__all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autometa.hpo' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(__all__)
