@@ -132,12 +132,23 @@ def cmd_bench_omniglot(args) -> None:
 
 
 def cmd_bench_tabular(args) -> None:
-    from autometa.benchmarks.tabular import run
+    from autometa.benchmarks import tabular
 
-    run(datasets=_alphabets(args.datasets) or None, algorithms=_alphabets(args.algorithms), n_way=args.n_way,
-        shots=[int(k) for k in args.shots.split(",")], n_episodes=args.episodes, meta_steps=args.meta_steps,
-        seed=args.seed, data_dir=args.data, max_per_class=args.max_per_class, device=_device(args.device),
-        verbose=not args.quiet and sys.stderr.isatty())
+    regression = args.task == "regression"
+
+    def given(value, classification, regression_default):
+        return value if value is not None else (regression_default if regression else classification)
+
+    common = dict(datasets=_alphabets(args.datasets) or None,
+                  algorithms=_alphabets(given(args.algorithms, "protonet,matching,maml,reptile", "maml,reptile")),
+                  shots=[int(k) for k in given(args.shots, "1,5", "5,10").split(",")], seed=args.seed,
+                  data_dir=args.data, device=_device(args.device), verbose=not args.quiet and sys.stderr.isatty())
+    if regression:
+        tabular.run_regression(n_tasks=given(args.episodes, 200, 300), meta_steps=given(args.meta_steps, 500, 2000),
+                               n_groups=args.groups, max_rows=args.max_rows, **common)
+    else:
+        tabular.run(n_way=args.n_way, n_episodes=given(args.episodes, 200, 300),
+                    meta_steps=given(args.meta_steps, 500, 2000), max_per_class=args.max_per_class, **common)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,15 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
     omniglot.add_argument("--quiet", action="store_true")
     omniglot.set_defaults(func=cmd_bench_omniglot)
 
-    tabular = bench.add_parser("tabular", help="5-way 1/5-shot accuracy on new classes of PMLB data sets vs scikit-learn")
-    tabular.add_argument("--datasets", help="comma-separated PMLB names (default: local ones with >= 10 classes)")
+    tabular = bench.add_parser(
+        "tabular", help="few-shot on PMLB data vs scikit-learn: 5-way 1/5-shot accuracy on new classes, or "
+                        "(--task regression) K-shot MSE on new sinusoids and new groups of PMLB regression data")
+    tabular.add_argument("--task", choices=("classification", "regression"), default="classification",
+                         help="default: %(default)s")
+    tabular.add_argument("--datasets", help="comma-separated PMLB names (default: local ones with >= 10 classes; "
+                                            "regression: sinusoid and five PMLB regression data sets)")
     tabular.add_argument("--data", help="the PMLB cache folder (default: pmlb/ under the shared data)")
-    tabular.add_argument("--algorithms", default="protonet,matching,maml,reptile")
-    tabular.add_argument("--n-way", type=int, default=5)
-    tabular.add_argument("--shots", default="1,5", help="comma-separated K (default: %(default)s)")
-    tabular.add_argument("--episodes", type=int, default=200, help="episodes per data set and K (default: %(default)s)")
-    tabular.add_argument("--meta-steps", type=int, default=500, help="meta-steps per model (default: %(default)s)")
-    tabular.add_argument("--max-per-class", type=int, default=200, help="rows kept per class (default: %(default)s)")
+    tabular.add_argument("--algorithms", help="default: protonet,matching,maml,reptile; regression: maml,reptile")
+    tabular.add_argument("--n-way", type=int, default=5, help="classification only (default: %(default)s)")
+    tabular.add_argument("--shots", help="comma-separated K (default: 1,5; regression: 5,10)")
+    tabular.add_argument("--episodes", type=int, help="episodes (new tasks) per data set and K (default: 200; "
+                                                      "regression: 300)")
+    tabular.add_argument("--meta-steps", type=int, help="meta-steps per model (default: 500; regression: 2000)")
+    tabular.add_argument("--max-per-class", type=int, default=200,
+                         help="classification: rows kept per class (default: %(default)s)")
+    tabular.add_argument("--groups", type=int, default=20,
+                         help="regression: k-means groups (tasks) per PMLB data set (default: %(default)s)")
+    tabular.add_argument("--max-rows", type=int, default=5000,
+                         help="regression: rows kept per PMLB data set (default: %(default)s)")
     tabular.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     tabular.add_argument("--seed", type=int, default=0)
     tabular.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -20,7 +20,7 @@ TINY = {"n_episodes": 4, "meta_steps": 3, "shots": (1, 2)}
 @pytest.fixture
 def fake_cache(tmp_path):
     """A PMLB cache of one 12-class data set ``blobs`` (12 rows per class, class 11 too small)
-    and one regression data set that the default selection must skip."""
+    and one regression data set ``reg`` (300 rows, 3 features) that the classification selection must skip."""
     rng = np.random.default_rng(0)
     counts = [12] * 11 + [4]
     y = np.repeat(np.arange(12), counts)
@@ -29,11 +29,13 @@ def fake_cache(tmp_path):
     frame["target"] = y
     (tmp_path / "blobs").mkdir()
     frame.to_csv(tmp_path / "blobs" / "blobs.tsv.gz", sep="\t", compression="gzip", index=False)
-    reg = pd.DataFrame({"x": rng.normal(size=30), "target": rng.normal(size=30)})
+    x = rng.uniform(-2, 2, size=(300, 3))
+    reg = pd.DataFrame(x, columns=["a", "b", "c"])
+    reg["target"] = np.sin(x[:, 0]) * x[:, 1] + 0.1 * rng.normal(size=300)
     (tmp_path / "reg").mkdir()
     reg.to_csv(tmp_path / "reg" / "reg.tsv.gz", sep="\t", compression="gzip", index=False)
     pd.DataFrame({"name": ["blobs", "reg", "absent"], "task": ["classification", "regression", "classification"],
-                  "n_rows": [len(y), 30, 100], "n_features": [4, 1, 3], "n_classes": [12, np.nan, 20]}
+                  "n_rows": [len(y), 300, 100], "n_features": [4, 3, 3], "n_classes": [12, np.nan, 20]}
                  ).to_csv(tmp_path / "index.csv", index=False)
     return tmp_path
 
@@ -93,3 +95,54 @@ def test_run_on_a_shared_pmlb_data_set(capsys):
     rows = tabular.run(datasets=["movement_libras"], algorithms=("protonet", "reptile"), **TINY)
     _check_rows(rows, ["movement_libras"], ("protonet", "reptile"), TINY["shots"], TINY["n_episodes"])
     assert "movement_libras: 15 classes (9 meta-train, 6 new)" in capsys.readouterr().out
+
+
+REG_TINY = {"n_tasks": 4, "meta_steps": 2, "shots": (2, 3), "n_groups": 4, "max_rows": 200}
+
+
+def _check_regression_rows(rows, datasets, algorithms, shots, n_tasks):
+    methods = [*algorithms, *tabular.REGRESSION_BASELINES]
+    assert {(r["dataset"], r["method"], r["k_shot"]) for r in rows} == {
+        (d, m, k) for d in datasets for m in methods for k in shots}
+    assert len(rows) == len(datasets) * len(methods) * len(shots)
+    for row in rows:
+        assert row["kind"] == ("autometa" if row["method"] in algorithms else "baseline")
+        assert np.isfinite(row["mse"]) and row["mse"] >= 0.0 and row["ci"] >= 0.0
+        assert row["n_tasks"] == n_tasks
+
+
+def test_regression_run_on_sinusoids_and_fake_cache(fake_cache, capsys):
+    # none of the default PMLB regression data sets is in the fake cache: the sinusoids only
+    assert tabular.default_regression_datasets(fake_cache) == ["sinusoid"]
+    rows = tabular.run_regression(datasets=["sinusoid", "reg"], data_dir=fake_cache, seed=1, **REG_TINY)
+    _check_regression_rows(rows, ["sinusoid", "reg"], tabular.REGRESSION_ALGORITHMS, REG_TINY["shots"],
+                           REG_TINY["n_tasks"])
+    assert {r["n_query"] for r in rows if r["dataset"] == "sinusoid"} == {tabular.N_QUERY_SINUSOID}
+    assert all(1 <= r["n_query"] <= tabular.MAX_QUERY_REGRESSION for r in rows if r["dataset"] == "reg")
+    out = capsys.readouterr().out
+    assert "reg: 200 of 300 rows, 3 features" in out and "machine:" in out
+    assert "average over 1 PMLB data sets" in out
+    assert "sinusoid K=2: best autometa" in out and "PMLB average K=3: best autometa" in out
+
+
+def test_regression_same_seed_same_result(fake_cache, capsys):
+    kwargs = dict(datasets=["reg"], algorithms=("reptile",), data_dir=fake_cache, **REG_TINY)
+    first, second = tabular.run_regression(**kwargs), tabular.run_regression(**kwargs)
+    assert [r["mse"] for r in first] == [r["mse"] for r in second]
+
+
+def test_regression_data_set_with_too_small_groups_is_skipped(fake_cache, capsys):
+    # 30 rows in 10 groups: at most one group can reach the 2 + 10 rows an episode needs
+    rows = tabular.run_regression(datasets=["reg"], data_dir=fake_cache, n_tasks=2, meta_steps=1, shots=(2,),
+                                  n_groups=10, max_rows=30)
+    assert rows == []
+    assert "reg: skipped" in capsys.readouterr().out
+
+
+def test_cli_regression_on_fake_cache(fake_cache, capsys):
+    assert main(["bench", "tabular", "--task", "regression", "--data", str(fake_cache), "--datasets", "reg",
+                 "--episodes", "3", "--meta-steps", "2", "--algorithms", "maml", "--shots", "2", "--groups", "3",
+                 "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "reg:" in out and "maml" in out and "ridge" in out and "knn" in out
+    assert "PMLB average K=2: best autometa maml" in out

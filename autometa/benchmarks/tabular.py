@@ -28,6 +28,11 @@ Data handling, to keep the run bounded and free of leakage:
 - meta-training draws 1-shot episodes of ``n_way`` classes (one meta-learner
   per data set and algorithm, reused for every K).
 
+:func:`run_regression` is the regression counterpart: MAML and Reptile
+:class:`FewShotRegressor` on the sinusoid family and on PMLB regression data
+sets split into groups (one task per group) vs ``Ridge`` and
+``KNeighborsRegressor`` fitted on the same K points.
+
 Everything runs on one thread (torch and the BLAS/OpenMP pools): the
 networks and the support sets are tiny, so more threads only add overhead.
 """
@@ -51,7 +56,7 @@ from threadpoolctl import threadpool_limits
 
 from autometa.benchmarks.machine import describe
 from autometa.data.pmlb import load_pmlb, pmlb_index
-from autometa.estimators import FewShotClassifier
+from autometa.estimators import FewShotClassifier, FewShotRegressor
 from autometa.tasks import EpisodeSampler, split_classes
 
 ALGORITHMS = ("protonet", "matching", "maml", "reptile")
@@ -265,3 +270,282 @@ def _pmlb_dir(data_dir) -> Path:
     from autometa.data.pmlb import _pmlb_dir as resolve
 
     return resolve(data_dir)
+
+
+# -- regression ---------------------------------------------------------------
+
+REGRESSION_ALGORITHMS = ("maml", "reptile")
+REGRESSION_BASELINES = ("ridge", "knn")
+SINUSOID = "sinusoid"
+# at least 1,000 rows each, real and synthetic, 8 to 16 features
+DEFAULT_REGRESSION_DATASETS = ("1028_SWD", "218_house_8L", "564_fried", "574_house_16H", "344_mv")
+SINUSOID_TRAIN_TASKS = 2000
+SINUSOID_POINTS = 40
+N_QUERY_SINUSOID = 100
+MAX_QUERY_REGRESSION = 50
+REGRESSION_NEW_FRACTION = 0.3
+
+
+def regression_baselines(k_shot: int) -> dict:
+    """The scikit-learn regression baselines for K support points, each behind a StandardScaler."""
+    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import KNeighborsRegressor
+
+    return {
+        "ridge": make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
+        "knn": make_pipeline(StandardScaler(), KNeighborsRegressor(n_neighbors=min(3, k_shot))),
+    }
+
+
+def default_regression_datasets(data_dir=None) -> list[str]:
+    """The sinusoids, then those of :data:`DEFAULT_REGRESSION_DATASETS` in the local PMLB cache."""
+    directory = _pmlb_dir(data_dir)
+    return [SINUSOID, *(n for n in DEFAULT_REGRESSION_DATASETS if (directory / n / f"{n}.tsv.gz").is_file())]
+
+
+def run_regression(datasets=None, algorithms=REGRESSION_ALGORITHMS, shots=(5, 10), n_tasks: int = 300,
+                   meta_steps: int = 2000, n_groups: int = 20, max_rows: int = 5000, seed: int = 0,
+                   data_dir=None, device: str = "cpu", verbose: bool = False) -> list[dict]:
+    """Few-shot regression: MAML and Reptile vs Ridge and k-nearest neighbours; print the tables.
+
+    Scores :class:`FewShotRegressor` (MAML, Reptile) next to scikit-learn
+    baselines fitted on the same K support points of new tasks (``Ridge`` and
+    ``KNeighborsRegressor(n_neighbors=min(3, K))``, each behind a
+    ``StandardScaler`` fitted on the support points), on two kinds of task:
+
+    - ``"sinusoid"``: the MAML sinusoids (:class:`autometa.tasks.SinusoidTasks`,
+      amplitude in [0.1, 5], phase in [0, pi], x in [-5, 5]). Meta-training data
+      is a table of ``SINUSOID_TRAIN_TASKS`` tasks of ``SINUSOID_POINTS`` points
+      each, one group per task; new tasks are fresh draws with ``N_QUERY_SINUSOID``
+      query points. The MSE is in the targets' own units (as in the MAML paper).
+    - a PMLB regression data set split into groups, one task per group: rows are
+      subsampled to at most ``max_rows``, then clustered with k-means (``n_groups``
+      clusters) on the features standardised over all rows, so that each task is
+      a region of input space: the same target function, but a different local
+      relation between features and target in each region. The clustering sees
+      the features only, never the target. Clusters with fewer than
+      ``max(shots) + MIN_QUERY`` rows are dropped; ``REGRESSION_NEW_FRACTION`` of
+      the rest (at least one) are held out as new tasks, the others are the
+      meta-training tasks. Features and target are then standardised with the
+      mean and standard deviation of the meta-training groups' rows only, so the
+      MSE is in units of the meta-training target variance (an MSE of 1 is as bad
+      as predicting the meta-training mean on a data set whose groups look like
+      the meta-training ones). New-task episodes draw a group uniformly and
+      ``K`` support plus ``min(MAX_QUERY_REGRESSION, smallest new group - max K)``
+      query rows from it without replacement.
+
+    One meta-learner per data set, algorithm and K (meta-trained on K-shot tasks,
+    as in MAML). The episodes are seeded per data set and K and are the same for
+    every method. Lower MSE is better; the summary compares the best autometa
+    algorithm with the best baseline by their mean MSE over the data sets.
+
+    ``datasets``: names among ``"sinusoid"`` and local PMLB regression data
+    sets (default: :func:`default_regression_datasets`). Each row:
+    ``dataset``, ``method``, ``kind`` (``"autometa"`` or ``"baseline"``),
+    ``k_shot``, ``n_query``, ``n_tasks``, ``mse`` (mean query MSE over the
+    new tasks) and ``ci`` (its 95% half-width).
+    """
+    shots = tuple(int(k) for k in shots)
+    algorithms = tuple(algorithms)
+    names = list(datasets) if datasets else default_regression_datasets(data_dir)
+    print(f"Few-shot regression: K = {'/'.join(map(str, shots))} support points of new tasks; query MSE over "
+          f"{n_tasks} new tasks per data set and K (the same tasks for every method); {meta_steps} meta-steps "
+          f"(K-shot tasks, meta-batch 8) per algorithm and K; sinusoids: {SINUSOID_TRAIN_TASKS} meta-training "
+          f"tasks of {SINUSOID_POINTS} points, {N_QUERY_SINUSOID} queries, MSE in target units; PMLB: at most "
+          f"{max_rows} rows, k-means into {n_groups} groups on the features (one task per group), "
+          f"{REGRESSION_NEW_FRACTION:.0%} of the groups new, X and y standardised with the meta-training "
+          f"groups' statistics (MSE in units of their target variance); baselines behind a StandardScaler "
+          f"fitted on the support points; one thread; seed {seed}")
+    print(f"machine: {describe(device, packages=('autometa', 'torch', 'numpy', 'scikit-learn'))}")
+    print(f"data sets: {', '.join(names)}")
+    methods = [*algorithms, *REGRESSION_BASELINES]
+    rows: list[dict] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    try:
+        with threadpool_limits(1):
+            for name in names:
+                if name == SINUSOID:
+                    tables = _sinusoid_tables(shots, n_tasks, seed)
+                else:
+                    tables = _grouped_tables(name, shots, n_tasks, n_groups, max_rows, seed, data_dir)
+                if tables is not None:
+                    rows += _run_regression_dataset(name, tables, algorithms, shots, meta_steps, seed, device,
+                                                    verbose)
+    finally:
+        torch.set_num_threads(threads)
+    _print_regression_average(rows, methods, shots)
+    _print_regression_summary(rows, algorithms, shots)
+    print(f"total {time.perf_counter() - start:.0f} s", flush=True)
+    return rows
+
+
+def _sinusoid_tables(shots, n_tasks, seed):
+    """Meta-training table (X, y, groups) and the new tasks per K of the sinusoid family."""
+    from autometa.tasks.regression import SinusoidTasks
+
+    half = SINUSOID_POINTS // 2
+    batch = SinusoidTasks(k_shot=half, n_query=SINUSOID_POINTS - half,
+                          random_state=np.random.default_rng([seed, zlib.crc32(SINUSOID.encode())])
+                          ).sample(SINUSOID_TRAIN_TASKS)
+    X = torch.cat([batch.support_x, batch.query_x], dim=1).reshape(-1, 1).numpy()
+    y = torch.cat([batch.support_y, batch.query_y], dim=1).reshape(-1).numpy()
+    groups = np.repeat(np.arange(SINUSOID_TRAIN_TASKS), SINUSOID_POINTS)
+    episodes = {}
+    for k_shot in shots:
+        tasks = SinusoidTasks(k_shot=k_shot, n_query=N_QUERY_SINUSOID,
+                              random_state=np.random.default_rng([seed, zlib.crc32(SINUSOID.encode()), k_shot, 1]))
+        episodes[k_shot] = _as_arrays(tasks.sample(n_tasks))
+    description = (f"{SINUSOID_TRAIN_TASKS} meta-training tasks of {SINUSOID_POINTS} points; "
+                   f"{N_QUERY_SINUSOID} queries per new task")
+    return X, y, groups, episodes, N_QUERY_SINUSOID, description
+
+
+def _as_arrays(batch) -> tuple:
+    return tuple(t.numpy() for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y))
+
+
+def _grouped_tables(name, shots, n_tasks, n_groups, max_rows, seed, data_dir):
+    """A PMLB regression data set clustered into groups: meta-training table and new-group tasks per K."""
+    from sklearn.cluster import KMeans
+
+    from autometa.tasks.regression import GroupedRegressionTasks
+
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    X, y = load_pmlb(name, data_dir=data_dir, download=False)
+    X = X.to_numpy(dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n_rows_all = len(y)
+    if len(y) > max_rows:
+        keep = np.sort(rng.choice(len(y), max_rows, replace=False))
+        X, y = X[keep], y[keep]
+    spread = X.std(axis=0)
+    spread[spread == 0] = 1.0
+    kmeans = KMeans(n_clusters=n_groups, n_init=3, random_state=int(rng.integers(2**31)))
+    groups = kmeans.fit_predict((X - X.mean(axis=0)) / spread)
+    labels, counts = np.unique(groups, return_counts=True)
+    kept = labels[counts >= max(shots) + MIN_QUERY]
+    if len(kept) < 2:
+        print(f"\n{name}: skipped: {len(kept)} of {n_groups} groups have >= {max(shots) + MIN_QUERY} rows; "
+              f"needs 2 (one to meta-train on, one new)", flush=True)
+        return None
+    n_new = min(len(kept) - 1, max(1, round(REGRESSION_NEW_FRACTION * len(kept))))
+    new_groups = np.sort(rng.choice(kept, n_new, replace=False))
+    train_groups = np.setdiff1d(kept, new_groups)
+    train, new = np.isin(groups, train_groups), np.isin(groups, new_groups)
+    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+    std[std == 0] = 1.0
+    y_mean, y_std = y[train].mean(), y[train].std()
+    y_std = y_std if y_std > 0 else 1.0
+    Z = ((X - mean) / std).astype(np.float32)
+    t = ((y - y_mean) / y_std).astype(np.float32)
+    new_counts = np.unique(groups[new], return_counts=True)[1]
+    n_query = int(min(MAX_QUERY_REGRESSION, new_counts.min() - max(shots)))
+    episodes = {}
+    for k_shot in shots:
+        tasks = GroupedRegressionTasks(Z[new], t[new], groups[new], k_shot, n_query,
+                                       random_state=np.random.default_rng([seed, zlib.crc32(name.encode()), k_shot]))
+        episodes[k_shot] = _as_arrays(tasks.sample(n_tasks))
+    train_counts = np.unique(groups[train], return_counts=True)[1]
+    kept_counts = counts[np.isin(labels, kept)]
+    description = (f"{len(y)} of {n_rows_all} rows, {X.shape[1]} features; {len(kept)} groups of "
+                   f"{kept_counts.min()}-{kept_counts.max()} rows ({len(train_groups)} meta-train with "
+                   f"{train_counts.min()}-{train_counts.max()} rows, {n_new} new with "
+                   f"{new_counts.min()}-{new_counts.max()} rows); {n_query} queries per new task")
+    if len(kept) < n_groups:
+        description += f"; {n_groups - len(kept)} groups under {max(shots) + MIN_QUERY} rows dropped"
+    return Z[train], t[train], groups[train], episodes, n_query, description
+
+
+def _run_regression_dataset(name, tables, algorithms, shots, meta_steps, seed, device, verbose) -> list[dict]:
+    started = time.perf_counter()
+    X, y, groups, episodes, n_query, description = tables
+    print(f"\n{name}: {description}", flush=True)
+    n_tasks = len(next(iter(episodes.values()))[0])
+    smallest = int(np.unique(groups, return_counts=True)[1].min())
+    results: dict[tuple[str, int], tuple[float, float]] = {}
+    notes = {}
+    for algorithm in algorithms:
+        t0 = time.perf_counter()
+        for k_shot in shots:
+            estimator = FewShotRegressor(algorithm=algorithm, k_shot=k_shot,
+                                         n_query=int(min(MAX_QUERY_REGRESSION, smallest - k_shot)),
+                                         meta_steps=meta_steps, random_state=seed, device=device, verbose=verbose)
+            estimator.meta_fit(X, y, groups)
+            results[algorithm, k_shot] = _score_regression(estimator, episodes[k_shot])
+        notes[algorithm] = time.perf_counter() - t0
+    notes.update(dict.fromkeys(REGRESSION_BASELINES, 0.0))
+    for k_shot in shots:
+        for baseline, pipeline in regression_baselines(k_shot).items():
+            t0 = time.perf_counter()
+            results[baseline, k_shot] = _score_regression(pipeline, episodes[k_shot], fresh=True)
+            notes[baseline] += time.perf_counter() - t0
+
+    rows = []
+    print(f"  {'method':<10}" + "".join(f"{f'{k}-shot MSE':>19}" for k in shots) + "   seconds", flush=True)
+    for method in [*algorithms, *REGRESSION_BASELINES]:
+        cells = ""
+        for k_shot in shots:
+            mse, half = results[method, k_shot]
+            cells += f"{mse:11.3f} +- {half:5.3f}"
+            rows.append({"dataset": name, "method": method,
+                         "kind": "autometa" if method in algorithms else "baseline",
+                         "k_shot": k_shot, "n_query": n_query, "n_tasks": n_tasks, "mse": mse, "ci": half})
+        timing = "meta-fit + eval" if method in algorithms else "eval"
+        print(f"  {method:<10}{cells}   {notes[method]:5.1f} ({timing})", flush=True)
+    print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    return rows
+
+
+def _score_regression(model, episodes, fresh: bool = False) -> tuple[float, float]:
+    """Mean query MSE over the tasks and its 95% CI half-width."""
+    support_x, support_y, query_x, query_y = episodes
+    errors = np.empty(len(support_x))
+    for i in range(len(support_x)):
+        fitted = (clone(model) if fresh else model).fit(support_x[i], support_y[i])
+        errors[i] = np.mean((np.asarray(fitted.predict(query_x[i]), dtype=np.float64) - query_y[i]) ** 2)
+    return _mean_ci(errors)
+
+
+def _regression_average(rows, method, k_shot, pmlb: bool) -> tuple[float, float, int]:
+    cells = [r for r in rows if r["method"] == method and r["k_shot"] == k_shot
+             and (r["dataset"] != SINUSOID) == pmlb]
+    if not cells:
+        return float("nan"), float("nan"), 0
+    mse = float(np.mean([r["mse"] for r in cells]))
+    half = float(np.sqrt(np.sum([r["ci"] ** 2 for r in cells])) / len(cells))
+    return mse, half, len(cells)
+
+
+def _print_regression_average(rows, methods, shots) -> None:
+    n = len({r["dataset"] for r in rows if r["dataset"] != SINUSOID})
+    if n == 0:
+        return
+    print(f"\naverage over {n} PMLB data sets (mean of the per-data-set MSEs, in units of the meta-training "
+          f"target variance; +- combines their 95% CIs)")
+    print(f"  {'method':<10}" + "".join(f"{f'{k}-shot MSE':>19}" for k in shots))
+    for method in methods:
+        cells = ""
+        for k_shot in shots:
+            mse, half, _ = _regression_average(rows, method, k_shot, pmlb=True)
+            cells += f"{mse:11.3f} +- {half:5.3f}"
+        print(f"  {method:<10}{cells}")
+
+
+def _print_regression_summary(rows, algorithms, shots) -> None:
+    for pmlb, label in ((False, "sinusoid"), (True, "PMLB average")):
+        for k_shot in shots:
+            best = {}
+            for kind, methods in (("autometa", algorithms), ("baseline", REGRESSION_BASELINES)):
+                scored = [(_regression_average(rows, m, k_shot, pmlb)[0], m) for m in methods]
+                scored = [s for s in scored if not np.isnan(s[0])]
+                if scored:
+                    best[kind] = min(scored)
+            if len(best) < 2:
+                continue
+            (a_mse, a_name), (b_mse, b_name) = best["autometa"], best["baseline"]
+            change = 100 * (a_mse - b_mse) / b_mse if b_mse > 0 else float("nan")
+            print(f"{label} K={k_shot}: best autometa {a_name} MSE {a_mse:.3f} vs best baseline {b_name} "
+                  f"{b_mse:.3f}: {change:+.0f}% ({'autometa lower' if a_mse < b_mse else 'baseline lower'})",
+                  flush=True)
