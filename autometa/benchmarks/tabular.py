@@ -42,6 +42,7 @@ from __future__ import annotations
 import time
 import warnings
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,16 +110,11 @@ def run(datasets=None, algorithms=ALGORITHMS, n_way: int = 5, shots=(1, 5), n_ep
     print(f"data sets: {', '.join(names)}")
     methods = [*algorithms, *BASELINES]
     rows: list[dict] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    try:
-        with threadpool_limits(1):
-            for name in names:
-                rows += _run_dataset(name, algorithms, n_way, shots, n_episodes, meta_steps, seed, data_dir,
-                                     max_per_class, device, verbose)
-    finally:
-        torch.set_num_threads(threads)
+    with _one_thread():
+        for name in names:
+            rows += _run_dataset(name, algorithms, n_way, shots, n_episodes, meta_steps, seed, data_dir,
+                                 max_per_class, device, verbose)
     _print_average(rows, methods, shots)
     _print_summary(rows, algorithms, shots)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
@@ -266,6 +262,18 @@ def _print_summary(rows, algorithms, shots) -> None:
               f"{100 * b_acc:.1f}%: {gap:+.1f} points{verdict}", flush=True)
 
 
+@contextmanager
+def _one_thread():
+    """torch, BLAS and OpenMP on one thread: the timings then compare methods, not thread pools."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _pmlb_dir(data_dir) -> Path:
     from autometa.data.pmlb import _pmlb_dir as resolve
 
@@ -360,21 +368,16 @@ def run_regression(datasets=None, algorithms=REGRESSION_ALGORITHMS, shots=(5, 10
     print(f"data sets: {', '.join(names)}")
     methods = [*algorithms, *REGRESSION_BASELINES]
     rows: list[dict] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    try:
-        with threadpool_limits(1):
-            for name in names:
-                if name == SINUSOID:
-                    tables = _sinusoid_tables(shots, n_tasks, seed)
-                else:
-                    tables = _grouped_tables(name, shots, n_tasks, n_groups, max_rows, seed, data_dir)
-                if tables is not None:
-                    rows += _run_regression_dataset(name, tables, algorithms, shots, meta_steps, seed, device,
-                                                    verbose)
-    finally:
-        torch.set_num_threads(threads)
+    with _one_thread():
+        for name in names:
+            if name == SINUSOID:
+                tables = _sinusoid_tables(shots, n_tasks, seed)
+            else:
+                tables = _grouped_tables(name, shots, n_tasks, n_groups, max_rows, seed, data_dir)
+            if tables is not None:
+                rows += _run_regression_dataset(name, tables, algorithms, shots, meta_steps, seed, device,
+                                                verbose)
     _print_regression_average(rows, methods, shots)
     _print_regression_summary(rows, algorithms, shots)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
