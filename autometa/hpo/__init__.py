@@ -12,7 +12,7 @@ from autometa.hpo.metafeatures import METAFEATURES, compute_metafeatures, metafe
 
 # public name -> module that defines it, imported on first access so that
 # ``import autometa.hpo`` does not import Optuna.
-_LAZY = {"KnowledgeBase": "autometa.hpo.knowledge_base"}
+_LAZY = {"KnowledgeBase": "autometa.hpo.knowledge_base", "MetaLearnedSampler": "autometa.hpo.sampler"}
 
 __all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector", *_LAZY]
 

@@ -1,0 +1,249 @@
+"""The greedy portfolio and MetaLearnedSampler (version 1: portfolio warm start, then the fallback)."""
+
+import doctest
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+import autometa.hpo.portfolio
+import autometa.hpo.sampler
+from autometa.hpo import KnowledgeBase, MetaLearnedSampler
+from autometa.hpo.knowledge_base import Task, TrialRecord
+from autometa.hpo.portfolio import _greedy_entries, greedy_portfolio
+from autometa.hpo.sampler import task_weights
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+X = FloatDistribution(0.0, 1.0)
+
+
+def make_task(name, rows, direction="minimize", descriptor=None):
+    """A task from (params, value) rows; distributions: x in [0, 1], other names categorical."""
+    trials = []
+    for number, (params, value) in enumerate(rows):
+        distributions = {
+            p: X if p in ("x", "y") else CategoricalDistribution(["a", "b", "c"]) for p in params
+        }
+        trials.append(TrialRecord(number, "COMPLETE", params, distributions, (float(value),)))
+    return Task(name, (direction,), tuple(trials), descriptor)
+
+
+def grid_task(name, values, direction="minimize"):
+    return make_task(name, [({"x": x}, v) for x, v in zip((0.0, 0.5, 1.0), values)], direction)
+
+
+# --- portfolio ---------------------------------------------------------------------------
+
+
+def test_portfolio_minimises_mean_regret_and_respects_direction():
+    # normalised: A (minimise) x=0 -> 0, 0.5 -> 0.5, 1 -> 1; B (maximise) x=0.5 -> 0, 1 -> 0.5, 0 -> 1
+    a, b = grid_task("A", [0, 5, 10]), grid_task("B", [0, 10, 5], direction="maximize")
+    # alone, x=0.5 has mean regret 0.25 (x=0: 0.5, x=1: 0.75); then x=0 makes it 0
+    assert greedy_portfolio([a, b], k=2) == [{"x": 0.5}, {"x": 0.0}]
+    entries = _greedy_entries([a, b], k=2)
+    assert [e.expected_regret for e in entries] == pytest.approx([0.25, 0.0])
+    assert [(e.task_name, e.trial_number) for e in entries] == [("A", 1), ("A", 0)]
+    # weights: only A counts, so its own best comes first and B contributes no candidate
+    assert greedy_portfolio([a, b], k=3, weights=[1, 0]) == [{"x": 0.0}, {"x": 0.5}, {"x": 1.0}]
+    assert greedy_portfolio([a, b], k=0) == []
+    assert len(greedy_portfolio([a, b], k=10)) == 3  # only three distinct configurations
+
+
+def test_regret_on_other_tasks_uses_the_nearest_trial():
+    source = make_task("source", [({"x": 0.42}, 0.0), ({"x": 0.9}, 1.0)])
+    # the target's trial nearest to x=0.42 is x=0.5, normalised value 0.25
+    target = make_task("target", [({"x": 0.0}, 1.0), ({"x": 0.5}, 0.25), ({"x": 1.0}, 0.0)])
+    first = _greedy_entries([source, target], k=1, weights=[1, 1], n_candidates_per_task=1)[0]
+    # candidates: source x=0.42 (regrets 0 and 0.25) vs target x=1 (source's nearest x=0.9: 1; target 0)
+    assert first.params == {"x": 0.42}
+    assert first.expected_regret == pytest.approx(0.125)
+
+
+def test_categorical_mismatch_missing_and_unshared_params():
+    source = make_task("source", [({"x": 0.5, "kind": "a"}, 0.0), ({"x": 0.0, "kind": "b"}, 1.0)])
+    # same x, other kind (distance 1) vs other x by 0.2 and same kind (distance 0.2): the latter is nearest
+    target = make_task("target", [({"x": 0.5, "kind": "b"}, 1.0), ({"x": 0.7, "kind": "a"}, 0.0), ({"x": 0.0}, 0.5)])
+    first = _greedy_entries([source, target], k=1, n_candidates_per_task=1)[0]
+    # were (0.5, "b") nearest, source's best would score 0.5 and target's best (0.7, "a") would win
+    assert first.params == {"x": 0.5, "kind": "a"} and first.expected_regret == pytest.approx(0.0)
+    # no shared parameter: every trial ties, so the regret is the target's mean normalised value
+    other = make_task("other", [({"y": 0.1}, 0.0), ({"y": 0.2}, 2.0), ({"y": 0.3}, 4.0)])
+    first = _greedy_entries([source, other], k=1, weights=[1e-9, 1], n_candidates_per_task=1)
+    # other's own best (regret 0 on it) beats source's best (regret 0.5 = mean of 0, 0.5, 1 on it)
+    assert first[0].params == {"y": 0.1}
+    # equally weighted, each best scores 0 at home and 0.5 away: a tie, then both serve everything
+    both = _greedy_entries([source, other], k=2, n_candidates_per_task=1)
+    assert [e.task_name for e in both] == ["source", "other"]
+    assert [e.expected_regret for e in both] == pytest.approx([0.25, 0.0])
+
+
+def test_portfolio_validates_its_arguments():
+    a = grid_task("A", [0, 1, 2])
+    with pytest.raises(ValueError, match="weights"):
+        greedy_portfolio([a], k=1, weights=[1, 2])
+    with pytest.raises(ValueError, match="weights"):
+        greedy_portfolio([a], k=1, weights=[-1])
+    with pytest.raises(ValueError, match="k must"):
+        greedy_portfolio([a], k=-1)
+    two = Task("two", ("minimize", "minimize"), a.trials)
+    with pytest.raises(ValueError, match="single-objective"):
+        greedy_portfolio([two], k=1)
+    assert greedy_portfolio([Task("empty", ("minimize",))], k=2) == []
+
+
+# --- the sampler ---------------------------------------------------------------------------
+
+
+def quadratic(optimum):
+    def objective(trial):
+        return (trial.suggest_float("x", -5, 5) - optimum[0]) ** 2 + (trial.suggest_float("y", -5, 5) - optimum[1]) ** 2
+
+    return objective
+
+
+def family_kb(n_tasks=5, n_trials=40):
+    studies = []
+    for i in range(n_tasks):
+        study = optuna.create_study(study_name=f"task{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(quadratic((1.0 + 0.1 * i, -2.0 + 0.1 * i)), n_trials=n_trials)
+        studies.append(study)
+    return KnowledgeBase.from_studies(studies)
+
+
+def test_first_trials_are_the_portfolio_then_the_fallback_takes_over():
+    kb = family_kb()
+    sampler = MetaLearnedSampler(kb, n_warm_start=3, fallback=optuna.samplers.RandomSampler(seed=7))
+    assert sampler.portfolio == greedy_portfolio(list(kb), k=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic((1.2, -1.8)), n_trials=6)
+    assert [t.params for t in study.trials[:3]] == sampler.portfolio
+    assert [t.user_attrs["autometa:warm_start"] for t in study.trials] == [True] * 3 + [False] * 3
+    assert all(t.user_attrs["autometa:source_task"] in kb.names for t in study.trials[:3])
+    assert "autometa:source_task" not in study.trials[3].user_attrs
+    source = kb[study.trials[0].user_attrs["autometa:source_task"]]
+    assert source.trials[study.trials[0].user_attrs["autometa:source_trial"]].params == study.trials[0].params
+    # the fallback was not consulted during the warm start: it continues as a fresh RandomSampler would
+    plain = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
+    plain.optimize(quadratic((1.2, -1.8)), n_trials=3)
+    assert [t.params for t in study.trials[3:]] == [t.params for t in plain.trials]
+
+
+def test_unseen_conditional_and_out_of_range_params_go_to_the_fallback():
+    kb = family_kb(n_tasks=2)
+    sampler = MetaLearnedSampler(kb, n_warm_start=2, seed=0)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        y = trial.suggest_float("y", 0.0, 0.5)  # the portfolio's y values lie below 0
+        depth = trial.suggest_int("depth", 1, 4)  # never seen
+        if trial.suggest_categorical("kind", ["a", "b"]) == "a":  # conditional, never seen
+            trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        return x**2 + y + depth
+
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=4)
+    for trial, config in zip(study.trials, sampler.portfolio):
+        assert config["y"] < 0 <= trial.params["y"] <= 0.5
+        assert trial.params["x"] == config["x"]
+        assert 1 <= trial.params["depth"] <= 4 and trial.params["kind"] in ("a", "b")
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_parallel_workers_try_each_configuration_once():
+    kb = family_kb()
+    sampler = MetaLearnedSampler(kb, n_warm_start=4, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic((1.2, -1.8)), n_trials=8, n_jobs=3)
+    by_number = sorted(study.trials, key=lambda t: t.number)
+    assert [t.params for t in by_number[:4]] == sampler.portfolio
+    # enqueued values win over the portfolio
+    study = optuna.create_study(sampler=MetaLearnedSampler(kb, n_warm_start=2, seed=0))
+    study.enqueue_trial({"x": 4.0})
+    study.optimize(quadratic((1.2, -1.8)), n_trials=1)
+    assert study.trials[0].params["x"] == 4.0
+    assert study.trials[0].params["y"] == sampler.portfolio[0]["y"]
+
+
+def test_reseed_and_trial_hooks_reach_the_fallback():
+    calls = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def reseed_rng(self):
+            calls.append("reseed")
+            super().reseed_rng()
+
+        def before_trial(self, study, trial):
+            calls.append("before")
+
+        def after_trial(self, study, trial, state, values):
+            calls.append("after")
+
+    sampler = MetaLearnedSampler(family_kb(n_tasks=1), n_warm_start=1, fallback=Recording(seed=0))
+    sampler.reseed_rng()
+    optuna.create_study(sampler=sampler).optimize(quadratic((0, 0)), n_trials=2)
+    assert calls == ["reseed", "before", "after", "before", "after"]
+
+
+def test_multi_objective_studies_use_the_fallback_with_a_warning():
+    sampler = MetaLearnedSampler(family_kb(n_tasks=1), n_warm_start=2, fallback=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    with pytest.warns(UserWarning, match="multi-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", -5, 5), t.suggest_float("y", -5, 5)), n_trials=3)
+    assert not any(t.user_attrs["autometa:warm_start"] for t in study.trials)
+
+
+def test_warm_start_beats_tpe_and_random_after_five_trials():
+    kb = family_kb()
+    target = quadratic((1.25, -1.75))  # a new task of the same family
+    best = {"meta": [], "tpe": [], "random": []}
+    for seed in range(3):
+        samplers = {
+            "meta": MetaLearnedSampler(kb, n_warm_start=5, seed=seed),
+            "tpe": optuna.samplers.TPESampler(seed=seed),
+            "random": optuna.samplers.RandomSampler(seed=seed),
+        }
+        for name, sampler in samplers.items():
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(target, n_trials=5)
+            best[name].append(study.best_value)
+    meta = np.mean(best["meta"])
+    print({name: round(float(np.mean(values)), 3) for name, values in best.items()})
+    assert meta < 0.2 * np.mean(best["tpe"]) and meta < 0.2 * np.mean(best["random"])
+
+
+def test_descriptor_weighting_prefers_the_most_similar_task():
+    descriptors = [{"log10_n_rows": 2.0}, {"log10_n_rows": 3.0}, {"log10_n_rows": 4.0}]
+    optima = [(-4, -4), (0, 0), (4, 4)]
+    tasks = []
+    for i, (descriptor, optimum) in enumerate(zip(descriptors, optima)):
+        study = optuna.create_study(study_name=f"t{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(quadratic(optimum), n_trials=30)
+        tasks.append(Task.from_study(study, descriptor))
+    kb = KnowledgeBase(tasks)
+    assert task_weights(list(kb), {"log10_n_rows": 3.9}, n_similar=1).tolist() == [0, 0, 1]
+    assert task_weights(list(kb), {"log10_n_rows": 2.4}, n_similar=2).tolist() == [0.5, 0.5, 0]
+    sampler = MetaLearnedSampler(kb, descriptor={"log10_n_rows": 3.9}, n_warm_start=1, n_similar=1)
+    best_of_t2 = min(kb["t2"].completed_trials(), key=lambda t: t.value).params
+    assert sampler.portfolio == [best_of_t2]
+    with pytest.warns(UserWarning, match="equally"):
+        weights = task_weights(list(kb), {"n_classes": 3.0}, n_similar=1)
+    assert weights.tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_importing_autometa_hpo_does_not_import_optuna():
+    code = (
+        "import sys, autometa.hpo; print('optuna' in sys.modules); "
+        "autometa.hpo.MetaLearnedSampler; print('optuna' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("module", [autometa.hpo.portfolio, autometa.hpo.sampler])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
