@@ -148,7 +148,8 @@ def cmd_bench_tabular(args) -> None:
                                n_groups=args.groups, max_rows=args.max_rows, **common)
     else:
         tabular.run(n_way=args.n_way, n_episodes=given(args.episodes, 200, 300),
-                    meta_steps=given(args.meta_steps, 500, 2000), max_per_class=args.max_per_class, **common)
+                    meta_steps=given(args.meta_steps, 500, 2000), max_per_class=args.max_per_class,
+                    backbone=args.backbone, **common)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     tabular.add_argument("--meta-steps", type=int, help="meta-steps per model (default: 500; regression: 2000)")
     tabular.add_argument("--max-per-class", type=int, default=200,
                          help="classification: rows kept per class (default: %(default)s)")
+    tabular.add_argument("--backbone", choices=("mlp", "skip_mlp"), default="mlp",
+                         help="classification: embedding of protonet and matching (default: %(default)s)")
     tabular.add_argument("--groups", type=int, default=20,
                          help="regression: k-means groups (tasks) per PMLB data set (default: %(default)s)")
     tabular.add_argument("--max-rows", type=int, default=5000,

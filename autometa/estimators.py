@@ -35,7 +35,7 @@ from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
 
 GRADIENT_BASED = ("maml", "fomaml", "reptile")
 METRIC_BASED = ("protonet", "matching")
-BACKBONES = ("mlp", "conv4")
+BACKBONES = ("mlp", "skip_mlp", "conv4")
 # (inner_lr, inner_steps) when left as None. Classification: MAML's Omniglot
 # step size and Reptile's inner Adam (Nichol et al. 2018); regression: the
 # papers' sinusoid settings (MAML: SGD 0.01; Reptile: SGD 0.02).
@@ -196,11 +196,19 @@ class _FewShotEstimator(BaseEstimator):
         """A randomly initialised learner for inputs of ``n_features`` (a head of ``n_outputs``)."""
         gradient_based = self.algorithm in GRADIENT_BASED
         out = n_outputs if gradient_based else None  # metric learners end on the embedding
+        hidden = [int(h) for h in self.hidden]
         if isinstance(self.backbone, nn.Module):
             backbone = copy.deepcopy(self.backbone)  # training must leave the parameter untouched
+        elif self.backbone == "skip_mlp":
+            if gradient_based:
+                raise ValueError("backbone='skip_mlp' is an embedding for algorithm='protonet' or 'matching'; "
+                                 "use backbone='mlp' with MAML and Reptile")
+            # [x, MLP(x)]: the prototypes keep the raw features' distances, and
+            # meta-learning adds to them (autometa.nn.SkipMLP)
+            backbone = {"name": "skip_mlp", "in_features": n_features, "out_features": hidden[-1],
+                        "hidden": hidden[:-1]}
         elif self.backbone == "mlp":
-            backbone = {"name": "mlp", "in_features": n_features, "out_features": out,
-                        "hidden": [int(h) for h in self.hidden]}
+            backbone = {"name": "mlp", "in_features": n_features, "out_features": out, "hidden": hidden}
         else:
             channels, height, width = self._input_shape(n_features)
             if height != width:
@@ -228,8 +236,8 @@ class _FewShotEstimator(BaseEstimator):
             raise ValueError(f"{name} algorithm must be one of {self._algorithms}, got {self.algorithm!r}{hint}")
         if not (isinstance(self.backbone, nn.Module) or self.backbone in BACKBONES):
             raise ValueError(f"backbone must be one of {BACKBONES} or an nn.Module, got {self.backbone!r}")
-        if not (isinstance(self.hidden, Sequence) and all(_is_int(h, 1) for h in self.hidden)):
-            raise ValueError(f"hidden must be a sequence of positive ints, got {self.hidden!r}")
+        if not (isinstance(self.hidden, Sequence) and len(self.hidden) and all(_is_int(h, 1) for h in self.hidden)):
+            raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.image_shape is not None and not (
             isinstance(self.image_shape, Sequence) and len(self.image_shape) == 3
             and all(_is_int(s, 1) for s in self.image_shape)
@@ -274,8 +282,9 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     algorithm : {"protonet", "matching", "maml", "fomaml", "reptile"}, default="protonet"
         Prototypical Networks, Matching Networks, MAML, first-order MAML or
         Reptile (see :mod:`autometa.meta`).
-    backbone : {"mlp", "conv4"} or nn.Module, default="mlp"
-        The network: a ReLU MLP on the rows of ``X``, the four-block
+    backbone : {"mlp", "skip_mlp", "conv4"} or nn.Module, default="mlp"
+        The network: a ReLU MLP on the rows of ``X`` (``"skip_mlp"``: see
+        ``hidden``), the four-block
         convolutional network on images (rows of ``X`` are flattened images
         of ``image_shape``), or any module (it is copied, never trained in
         place). For the gradient-based algorithms a module must output at
@@ -283,7 +292,13 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         built without batch norm, whose batch statistics would make a
         prediction depend on the rest of the batch.
     hidden : sequence of int, default=(64, 64)
-        Hidden widths of the ``"mlp"`` backbone.
+        Layer widths of the ``"mlp"`` and ``"skip_mlp"`` backbones.
+        ``"skip_mlp"`` (metric learners only) embeds a row as ``[x, MLP(x)]``,
+        the MLP ending on a linear layer of ``hidden[-1]`` features
+        (:func:`autometa.nn.SkipMLP`): prototypes keep the distances of the
+        standardised input and meta-learning adds to them, which helps when
+        the raw features are informative and there are few past classes, and
+        hurts when raw distances are mostly noise.
     image_shape : (int, int, int) or None, default=None
         ``(channels, height, width)`` of the images the rows of ``X`` hold;
         ``None`` with ``"conv4"`` takes square one-channel images.

@@ -11,6 +11,7 @@ SMALL = {"hidden": (16,), "device": "cpu"}
 ESTIMATORS = [
     FewShotClassifier(algorithm="protonet", **SMALL),
     FewShotClassifier(algorithm="matching", **SMALL),
+    FewShotClassifier(algorithm="protonet", backbone="skip_mlp", **SMALL),
     FewShotClassifier(algorithm="maml", inner_steps=10, **SMALL),
     FewShotClassifier(algorithm="fomaml", inner_steps=10, **SMALL),
     FewShotClassifier(algorithm="reptile", inner_lr=0.05, inner_steps=10, **SMALL),

@@ -308,3 +308,18 @@ def test_example_script_runs_in_smoke_mode():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     assert example.main(smoke=True) > 0.2
+
+
+def test_skip_mlp_embedding_keeps_the_input_for_metric_learners():
+    clf = FewShotClassifier(backbone="skip_mlp", hidden=(16, 8), meta_steps=20, random_state=0, device="cpu")
+    clf.meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
+    embedding = clf.meta_learner_.backbone
+    x = torch.as_tensor(X_BLOBS[:3])
+    with torch.no_grad():
+        out = embedding(x)
+    assert out.shape == (3, X_BLOBS.shape[1] + 8)
+    torch.testing.assert_close(out[:, : X_BLOBS.shape[1]], x)
+    Xs, ys, Xq, yq = next(new_tasks(1, 5, k_shot=1))
+    assert clf.fit(Xs, ys).predict(Xq).shape == yq.shape
+    with pytest.raises(ValueError, match="skip_mlp' is an embedding for algorithm='protonet' or 'matching'"):
+        FewShotClassifier(algorithm="maml", backbone="skip_mlp").fit(Xs, ys)

@@ -74,3 +74,12 @@ def test_vmap_safe_computes_the_same_function_with_the_same_parameter_names():
     torch.testing.assert_close(twin(x), net(x))
     with pytest.raises(ValueError, match="use_batch_statistics"):
         vmap_safe(Conv4(3, hidden=4, image_size=16))
+
+
+def test_skip_mlp_embeds_the_input_beside_learned_features():
+    net = build_backbone({"name": "skip_mlp", "in_features": 3, "out_features": 5, "hidden": [8]})
+    x = torch.randn(4, 3)
+    out = net(x)
+    assert out.shape == (4, 8)
+    torch.testing.assert_close(out[:, :3], x)
+    assert isinstance(net.branches[1][-1], nn.Linear)  # the learned part ends linear

@@ -88,7 +88,7 @@ def default_datasets(data_dir=None) -> list[str]:
 
 def run(datasets=None, algorithms=ALGORITHMS, n_way: int = 5, shots=(1, 5), n_episodes: int = 200,
         meta_steps: int = 500, seed: int = 0, data_dir=None, max_per_class: int = 200,
-        device: str = "cpu", verbose: bool = False) -> list[dict]:
+        device: str = "cpu", verbose: bool = False, backbone: str = "mlp") -> list[dict]:
     """Run the benchmark; print the tables and return one row per data set, method and K.
 
     Each row: ``dataset``, ``method``, ``kind`` (``"autometa"`` or
@@ -105,7 +105,7 @@ def run(datasets=None, algorithms=ALGORITHMS, n_way: int = 5, shots=(1, 5), n_ep
           f"classes never seen in meta-training; {n_episodes} episodes per data set and K (the same for every "
           f"method), up to {MAX_QUERY} queries per class; at most {max_per_class} rows per class; features "
           f"standardised with the meta-train rows' statistics; {meta_steps} meta-steps (1-shot episodes, "
-          f"meta-batch 8) per algorithm; one thread; seed {seed}")
+          f"meta-batch 8) per algorithm; backbone of the metric learners: {backbone}; one thread; seed {seed}")
     print(f"machine: {describe(device, packages=('autometa', 'torch', 'numpy', 'scikit-learn'))}")
     print(f"data sets: {', '.join(names)}")
     methods = [*algorithms, *BASELINES]
@@ -114,7 +114,7 @@ def run(datasets=None, algorithms=ALGORITHMS, n_way: int = 5, shots=(1, 5), n_ep
     with _one_thread():
         for name in names:
             rows += _run_dataset(name, algorithms, n_way, shots, n_episodes, meta_steps, seed, data_dir,
-                                 max_per_class, device, verbose)
+                                 max_per_class, device, verbose, backbone)
     _print_average(rows, methods, shots)
     _print_summary(rows, algorithms, shots)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
@@ -122,7 +122,7 @@ def run(datasets=None, algorithms=ALGORITHMS, n_way: int = 5, shots=(1, 5), n_ep
 
 
 def _run_dataset(name, algorithms, n_way, shots, n_episodes, meta_steps, seed, data_dir, max_per_class,
-                 device, verbose) -> list[dict]:
+                 device, verbose, backbone="mlp") -> list[dict]:
     started = time.perf_counter()
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     X, y = load_pmlb(name, data_dir=data_dir, download=False)
@@ -171,7 +171,8 @@ def _run_dataset(name, algorithms, n_way, shots, n_episodes, meta_steps, seed, d
     for algorithm in algorithms:
         t0 = time.perf_counter()
         estimator = FewShotClassifier(algorithm=algorithm, n_way=n_way, k_shot=1, n_query=meta_query,
-                                      meta_steps=meta_steps, random_state=seed, device=device, verbose=verbose)
+                                      meta_steps=meta_steps, random_state=seed, device=device, verbose=verbose,
+                                      backbone=backbone if algorithm in ("protonet", "matching") else "mlp")
         estimator.meta_fit(Z[train], y[train])
         notes[algorithm] = time.perf_counter() - t0
         for k_shot in shots:

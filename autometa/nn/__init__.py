@@ -1,6 +1,6 @@
 """Backbones and functional helpers for meta-learning in torch."""
 
-from autometa.nn.backbones import MLP, Conv4, build_backbone
+from autometa.nn.backbones import MLP, Concat, Conv4, SkipMLP, build_backbone
 from autometa.nn.functional import (
     supports_task_batching,
     task_batched_call,
@@ -8,4 +8,4 @@ from autometa.nn.functional import (
     vmap_safe,
 )
 
-__all__ = ["MLP", "Conv4", "build_backbone", "supports_task_batching", "task_batched_call", "use_batch_statistics", "vmap_safe"]
+__all__ = ["MLP", "Concat", "Conv4", "SkipMLP", "build_backbone", "supports_task_batching", "task_batched_call", "use_batch_statistics", "vmap_safe"]

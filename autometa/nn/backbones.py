@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 
@@ -107,7 +108,31 @@ def Conv4(
     return nn.Sequential(*layers)
 
 
-_BACKBONES = {"mlp": MLP, "conv4": Conv4}
+class Concat(nn.Module):
+    """The outputs of several branches on the same input, side by side on the last dimension."""
+
+    def __init__(self, *branches: nn.Module):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=-1)
+
+
+def SkipMLP(in_features: int, out_features: int, hidden: Sequence[int] = (64,)) -> Concat:
+    """An embedding ``[x, MLP(x)]``: the input beside learned features.
+
+    For metric learners on tabular data: nearest-prototype classification on
+    this embedding keeps every distance the raw (standardised) features
+    give, as 1-NN and nearest-centroid classifiers use them, and meta-learning
+    adds features on top instead of replacing them. The MLP ends on a linear
+    layer of ``out_features``; the embedding has ``in_features +
+    out_features`` dimensions.
+    """
+    return Concat(nn.Identity(), MLP(in_features, out_features, hidden))
+
+
+_BACKBONES = {"mlp": MLP, "conv4": Conv4, "skip_mlp": SkipMLP}
 
 
 def build_backbone(spec: dict) -> nn.Module:
