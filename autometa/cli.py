@@ -84,7 +84,7 @@ def cmd_fewshot_train(args) -> None:
 
 
 def cmd_fewshot_eval_lake(args) -> None:
-    from autometa.data import load_lake_runs, score_lake
+    from autometa.data import load_lake_runs, pixel_distances, score_lake
     from autometa.fewshot import LearnerClassifier
     from autometa.meta import MetaLearner
 
@@ -92,14 +92,9 @@ def cmd_fewshot_eval_lake(args) -> None:
     learner = MetaLearner.load(args.model).to(device)
     image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
     runs = load_lake_runs(args.runs, image_size=image_size)
-    baseline = score_lake(lambda train_x, test_x: _pixel_distances(train_x, test_x), runs)
+    baseline = score_lake(pixel_distances, runs)
     print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
     print(score_lake(LearnerClassifier(learner, device), runs).format())
-
-
-def _pixel_distances(train_x, test_x):
-    """Squared Euclidean distances between images, ``(n_test, n_train)``."""
-    return ((test_x.reshape(len(test_x), 1, -1) - train_x.reshape(1, len(train_x), -1)) ** 2).sum(-1)
 
 
 def cmd_fewshot_make_lake_runs(args) -> None:

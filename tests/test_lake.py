@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted
 
 from autometa.data._paths import data_root
-from autometa.data.lake import LakeResult, LakeRun, load_lake_runs, make_lake_runs, score_lake
+from autometa.data.lake import LakeResult, LakeRun, load_lake_runs, make_lake_runs, pixel_distances, score_lake
 from autometa.data.omniglot import _read_images, _scan_sources
 
 SIZE = 12
@@ -37,11 +37,6 @@ def write_tree(top: Path, alphabets: dict[str, int], n_drawers: int = 4) -> Path
                 (folder / f"{100 + character:04d}_{drawer:02d}.png").write_bytes(png(seed))
     return top
 
-
-def flat_distance(train_x: np.ndarray, test_x: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distance between flattened images."""
-    train, test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
-    return ((test[:, None, :] - train[None, :, :]) ** 2).sum(axis=-1)
 
 
 def pixel_knn():
@@ -133,7 +128,7 @@ def test_score_callables_and_estimators(synthetic_runs):
     runs = load_lake_runs(runs_dir, image_size=SIZE)
     assert score_lake(oracle(runs), runs).mean_error == 0.0
     # Queries are distinct random images: pixel 1-NN is a guess, agreeing with its sklearn twin.
-    by_callable = score_lake(flat_distance, runs)
+    by_callable = score_lake(pixel_distances, runs)
     model = pixel_knn()
     by_pipeline = score_lake(model, runs)
     assert by_pipeline.per_run_error == by_callable.per_run_error
@@ -197,7 +192,7 @@ def test_lake_runs_from_small_background_zips(tmp_path):
         assert run.train_x.shape == run.test_x.shape == (20, 28, 28)
         np.testing.assert_array_equal(np.sort(run.test_y), np.arange(20))
     assert score_lake(oracle(runs), runs).mean_error == 0.0
-    pixels = score_lake(flat_distance, runs)
+    pixels = score_lake(pixel_distances, runs)
     print(f"\npixel 1-NN on 20 runs drawn from the small background zips:\n{pixels}")
     assert 0.5 < pixels.mean_error < 0.95  # far from perfect, better than chance (95%)
     assert score_lake(pixel_knn(), runs).per_run_error == pixels.per_run_error

@@ -178,6 +178,13 @@ def _read_labels(root: Path, labels_file: Path, train_index: dict[Path, int]) ->
     return pairs
 
 
+def pixel_distances(train_x: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between flattened images, ``(n_test, n_train)``:
+    the pixel nearest-neighbour baseline, as a distance for :func:`score_lake`."""
+    train, test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+    return ((test[:, None, :] - train[None, :, :]) ** 2).sum(axis=-1)
+
+
 def score_lake(model, runs: Sequence[LakeRun]) -> LakeResult:
     """Error of ``model`` on each run: one-shot, within-alphabet classification.
 
