@@ -108,7 +108,8 @@ def cmd_fewshot_make_lake_runs(args) -> None:
 def cmd_bench_maml_speed(args) -> None:
     from autometa.benchmarks.maml_speed import run
 
-    run(device=_device(args.device), meta_batch=args.meta_batch, repeats=args.repeats, seed=args.seed)
+    run(device=_device(args.device), meta_batch=args.meta_batch, repeats=args.repeats, seed=args.seed,
+        tf32=not args.no_tf32, cudnn_benchmark=args.cudnn_benchmark)
 
 
 def cmd_bench_sinusoid(args) -> None:
@@ -123,7 +124,8 @@ def cmd_bench_omniglot(args) -> None:
 
     run(_omniglot_sources(args.data), test_alphabets=_alphabets(args.test_alphabets),
         algorithms=_alphabets(args.algorithms), steps=args.steps, n_episodes=args.episodes,
-        device=_device(args.device), seed=args.seed, verbose=not args.quiet)
+        device=_device(args.device), seed=args.seed, verbose=not args.quiet,
+        ways=[int(w) for w in _alphabets(args.ways)])
 
 
 def cmd_bench_tabular(args) -> None:
@@ -216,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--meta-batch", type=int, default=32)
     speed.add_argument("--repeats", type=int, default=5)
     speed.add_argument("--seed", type=int, default=0)
+    speed.add_argument("--no-tf32", action="store_true",
+                       help="CUDA: full float32 convolutions and matmuls (TF32 off) for every contender")
+    speed.add_argument("--cudnn-benchmark", action="store_true",
+                       help="CUDA: let cuDNN pick the fastest convolution algorithms (for every contender)")
     speed.set_defaults(func=cmd_bench_maml_speed)
 
     sinusoid = bench.add_parser("sinusoid", help="MAML on sinusoids: MSE after 1 and 10 steps, K = 5 and 10")
@@ -235,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     omniglot.add_argument("--algorithms", default="protonet,matching,maml,reptile")
     omniglot.add_argument("--steps", type=int, default=2000, help="meta-steps per model (default: %(default)s)")
     omniglot.add_argument("--episodes", type=int, default=1000)
+    omniglot.add_argument("--ways", default="5,20", help="comma-separated ways to score: 5, 20 (default: %(default)s)")
     omniglot.add_argument("--device", default="auto")
     omniglot.add_argument("--seed", type=int, default=0)
     omniglot.add_argument("--quiet", action="store_true")

@@ -115,12 +115,28 @@ def _gradient(model) -> torch.Tensor:
 
 
 def run(device: str = "cpu", meta_batch: int = 32, repeats: int = 5, inner_lr: float = 0.4, seed: int = 0,
-        only: list[str] | None = None) -> dict:
-    """Time every contender for second and first order; print a table; return the numbers."""
+        only: list[str] | None = None, tf32: bool = True, cudnn_benchmark: bool = False) -> dict:
+    """Time every contender for second and first order; print a table; return the numbers.
+
+    ``tf32`` and ``cudnn_benchmark`` set torch's global CUDA switches for the
+    whole run (every contender alike) and restore them afterwards.
+    """
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        return _run(device, meta_batch, repeats, inner_lr, seed, only, tf32, cudnn_benchmark)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
+def _run(device, meta_batch, repeats, inner_lr, seed, only, tf32, cudnn_benchmark) -> dict:
     tasks = random_episodes(meta_batch, device=device, seed=seed)
     print(f"MAML meta-step, 5-way 1-shot, 15 queries, Conv4-64 with batch norm, meta-batch {meta_batch}, "
           f"1 inner step; median of {repeats} after a warm-up [min, max]")
     print(f"machine: {describe(device, ('autometa', 'torch', 'higher'))}; torch threads {torch.get_num_threads()}; seed {seed}")
+    if torch.device(device).type == "cuda":
+        print(f"CUDA: TF32 {'on' if tf32 else 'off'}; cudnn.benchmark {'on' if cudnn_benchmark else 'off'}")
     results = {}
     for first_order in (False, True):
         order = "first order" if first_order else "second order"

@@ -25,7 +25,11 @@ GRADIENT_BASED = ("maml", "fomaml", "reptile")
 
 
 def run(sources, test_alphabets=("Japanese_(katakana)", "Korean"), algorithms=("protonet", "matching", "maml", "reptile"),
-        steps: int = 2000, n_episodes: int = 1000, device: str = "cpu", seed: int = 0, verbose: bool = False) -> list[dict]:
+        steps: int = 2000, n_episodes: int = 1000, device: str = "cpu", seed: int = 0, verbose: bool = False,
+        ways=(5, 20)) -> list[dict]:
+    settings = [(n_way, k_shot) for n_way, k_shot in SETTINGS if n_way in ways]
+    if not settings:
+        raise ValueError(f"ways {list(ways)}: expected a subset of 5, 20")
     train_set = load_omniglot(sources, rotations=True)
     names = train_set.alphabet_names
     train_set = train_set.subset_alphabets([a for a in names if a not in test_alphabets])
@@ -41,17 +45,17 @@ def run(sources, test_alphabets=("Japanese_(katakana)", "Korean"), algorithms=("
                               random_state=seed + 1000 * n_way + k_shot)
 
     rows = []
-    for n_way, k_shot in SETTINGS:
+    for n_way, k_shot in settings:
         accuracy, half = fewshot.pixel_nearest_neighbour_accuracy(sampler(n_way, k_shot), n_episodes)
         rows.append({"algorithm": "pixel 1-NN", "n_way": n_way, "k_shot": k_shot, "accuracy": accuracy, "ci": half})
     _print(rows)
     for algorithm in algorithms:
-        ways = (5, 20) if algorithm in GRADIENT_BASED else (None,)
-        for train_way in ways:
+        train_ways = sorted({n_way for n_way, _ in settings}) if algorithm in GRADIENT_BASED else (None,)
+        for train_way in train_ways:
             learner, summary = fewshot.train(train_set, algorithm, n_way=train_way, steps=steps, time_budget=None,
                                              device=device, seed=seed, verbose=verbose)
             new = []
-            for n_way, k_shot in SETTINGS:
+            for n_way, k_shot in settings:
                 if train_way is not None and n_way != train_way:
                     continue
                 start = time.perf_counter()
