@@ -158,6 +158,7 @@ def train(
     seed: int = 0,
     augmentation: bool = True,
     verbose: bool = False,
+    distributed: bool = False,
 ) -> tuple[MetaLearner, dict]:
     """Meta-train ``algorithm`` on an :class:`~autometa.data.OmniglotDataset`.
 
@@ -166,6 +167,11 @@ def train(
     alphabet. ``val_alphabets`` (default: the alphabet with the most
     characters, when there are three or more) are held out to pick the best
     checkpoint. Returns the learner and a summary of the run.
+
+    ``distributed=True`` trains as one rank of a ``torchrun`` launch (see
+    :mod:`autometa.meta.distributed`): call it on every rank with the same
+    arguments and this rank's ``device``; only rank 0 validates, so only
+    rank 0's learner is the selected one, and only rank 0 should save it.
     """
     if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
@@ -196,7 +202,8 @@ def train(
     start = time.perf_counter()
     optimizer = torch.optim.SGD(learner.parameters(), lr=recipe.lr) if recipe.outer == "sgd" else None
     history = meta_train(learner, tasks, steps=steps, time_budget=time_budget, meta_batch=recipe.meta_batch,
-                         lr=recipe.lr, optimizer=optimizer, callbacks=callbacks, verbose=verbose)
+                         lr=recipe.lr, optimizer=optimizer, callbacks=callbacks, verbose=verbose,
+                         distributed=distributed)
     if callbacks:
         callbacks[0].restore_best(learner)
     summary = {

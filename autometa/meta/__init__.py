@@ -1,5 +1,6 @@
 """Few-shot learners in torch. Importing this package never imports Optuna."""
 
+from autometa.meta import distributed
 from autometa.meta.base import MetaLearner
 from autometa.meta.maml import MAML
 from autometa.meta.matching import MatchingNet
@@ -7,4 +8,4 @@ from autometa.meta.protonet import ProtoNet
 from autometa.meta.reptile import Reptile
 from autometa.meta.training import TrainState, Validation, meta_train
 
-__all__ = ["MetaLearner", "MAML", "MatchingNet", "ProtoNet", "Reptile", "TrainState", "Validation", "meta_train"]
+__all__ = ["MetaLearner", "MAML", "MatchingNet", "ProtoNet", "Reptile", "TrainState", "Validation", "meta_train", "distributed"]

@@ -1,16 +1,22 @@
-"""The outer loop shared by every meta-learner."""
+"""The outer loop shared by every meta-learner, on one process or several
+(:mod:`autometa.meta.distributed`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from autometa.meta import distributed as dist_utils
 from autometa.meta.base import MetaLearner, atomic_torch_save, read_payload
 from autometa.tasks.task import TaskBatch
 
@@ -41,6 +47,7 @@ def meta_train(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 500,
     verbose: bool = False,
+    distributed: bool = False,
 ) -> list[dict[str, float]]:
     """Meta-train ``learner`` on tasks drawn from ``tasks``.
 
@@ -67,9 +74,22 @@ def meta_train(
         returns True stops training (early stopping).
     checkpoint : path, optional
         Save learner and optimiser state here every ``checkpoint_every``
-        steps and at the end; training resumes from it when it exists.
+        steps and at the end; training resumes from it when it exists. The
+        checkpoint also holds the step and the random state of the task
+        source (its numpy ``Generator`` and ``torch.Generator`` attributes,
+        looked up three objects deep: every autometa sampler) and of torch,
+        so a resumed run draws the tasks an uninterrupted one would have.
     verbose : bool, default=False
         Show a progress bar.
+    distributed : bool, default=False
+        Train as one rank of a ``torchrun`` launch: every rank draws the
+        whole meta-batch from ``tasks`` (seed it alike on every rank) and
+        computes the meta-gradient of its slice; the meta-gradients are
+        averaged across ranks, so the result is that of one process on the
+        whole meta-batch. Only rank 0 shows progress, runs ``callbacks`` and
+        writes ``checkpoint``. Joins the process group from torchrun's
+        environment variables if it does not exist yet. See
+        :mod:`autometa.meta.distributed`.
 
     Returns
     -------
@@ -86,37 +106,73 @@ def meta_train(
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
     optimizer = optimizer or torch.optim.Adam(learner.parameters(), lr=lr)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
+    device = learner.device
+    main = True
+    if distributed:
+        rank, world = dist_utils.require_process_group(device)
+        main = rank == 0
+        positions = dist_utils.shard(meta_batch, rank, world)
+        share = (positions.stop - positions.start) / meta_batch
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        start = _resume(learner, optimizer, checkpoint)
+        start = _resume(learner, optimizer, checkpoint, tasks)
+    if distributed:
+        # a rank that missed the checkpoint, or was given other settings, would
+        # otherwise deadlock or silently train on something else
+        dist_utils.check_agreement(
+            [start, -1 if steps is None else steps, meta_batch],
+            "the step resumed from, steps and meta_batch (is the checkpoint on a filesystem every "
+            "rank reads?)", device,
+        )
+        dist_utils.broadcast_module(learner)
+        # rank 0's clock drives the time budget and the schedule
+        synchronise_control = bool(callbacks) or time_budget is not None
+        elapsed = 0.0
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    device = learner.device
     learner.train()
-    bar = tqdm(total=steps, initial=start, disable=not verbose, desc=type(learner).__name__, unit="step")
+    bar = tqdm(total=steps, initial=start, disable=not (verbose and main), desc=type(learner).__name__, unit="step")
     step = start
     while steps is None or step < steps:
-        progress = step / steps if steps is not None else (time.perf_counter() - t0) / time_budget
+        if not distributed:
+            elapsed = time.perf_counter() - t0
+        progress = step / steps if steps is not None else elapsed / time_budget
         if schedule == "cosine":
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        batch: TaskBatch = tasks.sample(meta_batch).to(device)
+        batch: TaskBatch = tasks.sample(meta_batch)
+        if distributed:
+            if step == start:
+                dist_utils.check_agreement([dist_utils.batch_fingerprint(batch)],
+                                           "the meta-batch they drew (seed the task source alike on every rank)",
+                                           device)
+            batch = batch[positions]
         optimizer.zero_grad(set_to_none=True)
-        metrics = learner.meta_gradient(batch)
+        metrics = learner.meta_gradient(batch.to(device))
+        if distributed:
+            metrics = dist_utils.all_reduce_meta_gradient(learner, share, metrics)
         optimizer.step()
         step += 1
         history.append(metrics)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=False)
-        state = TrainState(learner, step, metrics, history)
-        stop = any([bool(cb(state)) for cb in callbacks])
-        if checkpoint is not None and (step % checkpoint_every == 0):
-            _save_checkpoint(learner, optimizer, step, checkpoint)
-        if stop or (time_budget is not None and time.perf_counter() - t0 >= time_budget):
+        stop = False
+        if main:
+            state = TrainState(learner, step, metrics, history)
+            stop = any([bool(cb(state)) for cb in callbacks])
+            if checkpoint is not None and (step % checkpoint_every == 0):
+                _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
+        out_of_time = time_budget is not None and time.perf_counter() - t0 >= time_budget
+        if distributed and synchronise_control:
+            stop, elapsed = dist_utils.rank0_decision(stop or out_of_time, time.perf_counter() - t0, device)
+            out_of_time = False
+        if stop or out_of_time:
             break
     bar.close()
-    if checkpoint is not None:
-        _save_checkpoint(learner, optimizer, step, checkpoint)
+    if checkpoint is not None and main:
+        _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
+    if distributed and checkpoint is not None:
+        dist_utils.barrier(device)  # returning means the checkpoint is on disk
     return history
 
 
@@ -162,17 +218,65 @@ class Validation:
             learner.load_state_dict(self.best_state)
 
 
-def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path) -> None:
+def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path, tasks) -> None:
     learner.save(path)
     payload = read_payload(path)
     payload["optimizer"] = optimizer.state_dict()
     payload["step"] = step
+    payload["random_state"] = _random_state(tasks, learner.device)
     atomic_torch_save(payload, path)
 
 
-def _resume(learner: MetaLearner, optimizer, path) -> int:
+def _resume(learner: MetaLearner, optimizer, path, tasks) -> int:
     payload = read_payload(path, map_location=learner.device)
     learner.load_state_dict(payload["state_dict"])
     if "optimizer" in payload:
         optimizer.load_state_dict(payload["optimizer"])
+    if "random_state" in payload:
+        _set_random_state(payload["random_state"], tasks, learner.device)
     return int(payload.get("step", 0))
+
+
+# -- random state of a run ------------------------------------------------------
+def _random_generators(source, path: str = "tasks", depth: int = 3, seen=None) -> Iterator[tuple[str, object]]:
+    """The numpy and torch random generators held by ``source``'s attributes, by attribute path."""
+    seen = set() if seen is None else seen
+    if id(source) in seen or not hasattr(source, "__dict__") or isinstance(source, (type, ModuleType, nn.Module, torch.Tensor)):
+        return
+    seen.add(id(source))
+    for name, value in vars(source).items():
+        if isinstance(value, (np.random.Generator, torch.Generator)):
+            yield f"{path}.{name}", value
+        elif depth > 1:
+            yield from _random_generators(value, f"{path}.{name}", depth - 1, seen)
+
+
+def _random_state(tasks, device: torch.device) -> dict:
+    """What a resumed run needs to draw the same random numbers: plain data, readable
+    with ``torch.load(weights_only=True)``."""
+    numpy_states, torch_states = {}, {}
+    for path, generator in _random_generators(tasks):
+        if isinstance(generator, np.random.Generator):
+            numpy_states[path] = generator.bit_generator.state
+        else:
+            torch_states[path] = generator.get_state()
+    state = {
+        "tasks_numpy": json.dumps(numpy_states, default=lambda array: array.tolist()),
+        "tasks_torch": torch_states,
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_random_state(state: dict, tasks, device: torch.device) -> None:
+    numpy_states = json.loads(state["tasks_numpy"])
+    for path, generator in _random_generators(tasks):
+        if isinstance(generator, np.random.Generator) and path in numpy_states:
+            generator.bit_generator.state = numpy_states[path]
+        elif isinstance(generator, torch.Generator) and path in state["tasks_torch"]:
+            generator.set_state(state["tasks_torch"][path].cpu())
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
