@@ -66,21 +66,30 @@ def _alphabets(text: str | None) -> list[str]:
 def cmd_fewshot_train(args) -> None:
     from autometa import fewshot
     from autometa.data import load_omniglot
+    from autometa.meta import distributed
 
-    dataset = load_omniglot(_omniglot_sources(args.data), image_size=args.image_size, rotations=not args.no_rotations)
-    excluded = _alphabets(args.exclude_alphabets)
-    if excluded:
-        dataset = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in excluded])
-    print(f"training {args.algorithm} on {len(dataset.alphabet_names)} alphabets, {dataset.n_classes} classes, "
-          f"{len(dataset)} images")
-    learner, summary = fewshot.train(
-        dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
-        time_budget=args.time_budget, val_alphabets=_alphabets(args.val_alphabets) or None,
-        device=_device(args.device), seed=args.seed, augmentation=not args.no_augment, verbose=not args.quiet,
-    )
-    learner.save(args.out)
-    print(", ".join(f"{k}: {v}" for k, v in summary.items()))
-    print(f"saved {args.out}")
+    if args.distributed and not distributed.launched_with_torchrun():
+        raise UserError("--distributed trains as one rank of a torchrun launch: run "
+                        "`torchrun --standalone --nproc-per-node N -m autometa fewshot train --distributed ...`")
+    with distributed.session(_device(args.device), enabled=args.distributed) as context:
+        dataset = load_omniglot(_omniglot_sources(args.data), image_size=args.image_size,
+                                rotations=not args.no_rotations)
+        excluded = _alphabets(args.exclude_alphabets)
+        if excluded:
+            dataset = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in excluded])
+        if context.is_main:
+            print(f"training {args.algorithm} on {len(dataset.alphabet_names)} alphabets, {dataset.n_classes} classes, "
+                  f"{len(dataset)} images" + (f", {context.world_size} processes" if args.distributed else ""))
+        learner, summary = fewshot.train(
+            dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
+            time_budget=args.time_budget, val_alphabets=_alphabets(args.val_alphabets) or None,
+            device=context.device, seed=args.seed, augmentation=not args.no_augment,
+            verbose=not args.quiet and context.is_main, distributed=args.distributed,
+        )
+        if context.is_main:  # only rank 0 validated, so only its learner is the selected one
+            learner.save(args.out)
+            print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+            print(f"saved {args.out}")
 
 
 def cmd_fewshot_eval_lake(args) -> None:
@@ -126,6 +135,14 @@ def cmd_bench_omniglot(args) -> None:
         algorithms=_alphabets(args.algorithms), steps=args.steps, n_episodes=args.episodes,
         device=_device(args.device), seed=args.seed, verbose=not args.quiet,
         ways=[int(w) for w in _alphabets(args.ways)])
+
+
+def cmd_bench_scaling(args) -> None:
+    from autometa.benchmarks.scaling import run
+
+    run(algorithm=args.algorithm, processes=[int(p) for p in _alphabets(args.processes)], device=args.device,
+        meta_batch=args.meta_batch, hidden=args.hidden, steps=args.steps, repeats=args.repeats, warmup=args.warmup,
+        threads=args.threads, seed=args.seed)
 
 
 def cmd_bench_tabular(args) -> None:
@@ -178,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="train as one rank of a torchrun launch (meta-gradients averaged across ranks)")
     train.set_defaults(func=cmd_fewshot_train)
 
     lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
@@ -246,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     omniglot.add_argument("--seed", type=int, default=0)
     omniglot.add_argument("--quiet", action="store_true")
     omniglot.set_defaults(func=cmd_bench_omniglot)
+
+    scaling = bench.add_parser("scaling", help="meta-training tasks per second on 1 and more processes")
+    scaling.add_argument("--algorithm", choices=("maml", "fomaml", "reptile", "protonet", "matching"), default="maml")
+    scaling.add_argument("--processes", default="1,2", help="comma-separated numbers of processes (default: %(default)s)")
+    scaling.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                         help="cuda: one GPU per process, at most the GPUs present (default: %(default)s)")
+    scaling.add_argument("--meta-batch", type=int, default=16, help="tasks per meta-step (default: %(default)s)")
+    scaling.add_argument("--hidden", type=int, default=32, help="Conv4 filters (default: %(default)s)")
+    scaling.add_argument("--steps", type=int, default=5, help="meta-steps per timed segment (default: %(default)s)")
+    scaling.add_argument("--repeats", type=int, default=5, help="timed segments per row (default: %(default)s)")
+    scaling.add_argument("--warmup", type=int, default=2, help="untimed first steps (default: %(default)s)")
+    scaling.add_argument("--threads", type=int, default=1, help="torch threads per process (default: %(default)s)")
+    scaling.add_argument("--seed", type=int, default=0)
+    scaling.set_defaults(func=cmd_bench_scaling)
 
     tabular = bench.add_parser(
         "tabular", help="few-shot on PMLB data vs scikit-learn: 5-way 1/5-shot accuracy on new classes, or "

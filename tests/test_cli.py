@@ -53,3 +53,25 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
     assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+
+
+def test_distributed_outside_torchrun_is_a_user_error(tmp_path, capsys, monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["fewshot", "train", "--distributed", "--out", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "torchrun" in err and "Traceback" not in err
+
+
+@needs_omniglot
+def test_fewshot_train_distributed_on_two_processes(tmp_path):
+    data = [arg for z in ZIPS for arg in ("--data", str(z))]
+    model = tmp_path / "fomaml.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "autometa", "fewshot", "train", "--distributed", *data, "--algorithm", "fomaml",
+               "--n-way", "5", "--steps", "2", "--device", "cpu", "--out", str(model), "--quiet"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "AUTOMETA_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("saved ") == 1 and "2 processes" in result.stdout  # rank 0 alone reports and saves
+    assert model.exists()
