@@ -1,6 +1,7 @@
-"""The greedy portfolio and MetaLearnedSampler (version 1: portfolio warm start, then the fallback)."""
+"""The greedy portfolio and MetaLearnedSampler: warm start, similarity, surrogate search, workers, determinism."""
 
 import doctest
+import json
 import subprocess
 import sys
 
@@ -11,10 +12,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 import autometa.hpo.portfolio
 import autometa.hpo.sampler
+import autometa.hpo.similarity
+import autometa.hpo.surrogate
 from autometa.hpo import KnowledgeBase, MetaLearnedSampler
 from autometa.hpo.knowledge_base import Task, TrialRecord
 from autometa.hpo.portfolio import _greedy_entries, greedy_portfolio
 from autometa.hpo.sampler import task_weights
+from autometa.hpo.similarity import NearestNeighbourSurfaces, response_similarity
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 X = FloatDistribution(0.0, 1.0)
@@ -115,7 +119,7 @@ def family_kb(n_tasks=5, n_trials=40):
 
 def test_first_trials_are_the_portfolio_then_the_fallback_takes_over():
     kb = family_kb()
-    sampler = MetaLearnedSampler(kb, n_warm_start=3, fallback=optuna.samplers.RandomSampler(seed=7))
+    sampler = MetaLearnedSampler(kb, n_warm_start=3, fallback=optuna.samplers.RandomSampler(seed=7), surrogate=None)
     assert sampler.portfolio == greedy_portfolio(list(kb), k=3)
     study = optuna.create_study(sampler=sampler)
     study.optimize(quadratic((1.2, -1.8)), n_trials=6)
@@ -154,11 +158,14 @@ def test_unseen_conditional_and_out_of_range_params_go_to_the_fallback():
 
 def test_parallel_workers_try_each_configuration_once():
     kb = family_kb()
-    sampler = MetaLearnedSampler(kb, n_warm_start=4, seed=0)
+    sampler = MetaLearnedSampler(kb, n_warm_start=4, seed=0, meta_train_steps=20)
     study = optuna.create_study(sampler=sampler)
     study.optimize(quadratic((1.2, -1.8)), n_trials=8, n_jobs=3)
     by_number = sorted(study.trials, key=lambda t: t.number)
-    assert [t.params for t in by_number[:4]] == sampler.portfolio
+    # fewer than three trials have completed when the first three start: the initial portfolio
+    assert [t.params for t in by_number[:3]] == sampler.portfolio[:3]
+    sources = [(t.user_attrs["autometa:source_task"], t.user_attrs["autometa:source_trial"]) for t in by_number[:4]]
+    assert len(set(sources)) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in by_number)
     # enqueued values win over the portfolio
     study = optuna.create_study(sampler=MetaLearnedSampler(kb, n_warm_start=2, seed=0))
     study.enqueue_trial({"x": 4.0})
@@ -181,7 +188,7 @@ def test_reseed_and_trial_hooks_reach_the_fallback():
         def after_trial(self, study, trial, state, values):
             calls.append("after")
 
-    sampler = MetaLearnedSampler(family_kb(n_tasks=1), n_warm_start=1, fallback=Recording(seed=0))
+    sampler = MetaLearnedSampler(family_kb(n_tasks=1), n_warm_start=1, fallback=Recording(seed=0), surrogate=None)
     sampler.reseed_rng()
     optuna.create_study(sampler=sampler).optimize(quadratic((0, 0)), n_trials=2)
     assert calls == ["reseed", "before", "after", "before", "after"]
@@ -201,7 +208,7 @@ def test_warm_start_beats_tpe_and_random_after_five_trials():
     best = {"meta": [], "tpe": [], "random": []}
     for seed in range(3):
         samplers = {
-            "meta": MetaLearnedSampler(kb, n_warm_start=5, seed=seed),
+            "meta": MetaLearnedSampler(kb, n_warm_start=5, seed=seed, surrogate=None),
             "tpe": optuna.samplers.TPESampler(seed=seed),
             "random": optuna.samplers.RandomSampler(seed=seed),
         }
@@ -243,7 +250,211 @@ def test_importing_autometa_hpo_does_not_import_optuna():
     assert result.stdout.split() == ["False", "True"]
 
 
-@pytest.mark.parametrize("module", [autometa.hpo.portfolio, autometa.hpo.sampler])
+@pytest.mark.parametrize(
+    "module", [autometa.hpo.portfolio, autometa.hpo.sampler, autometa.hpo.similarity, autometa.hpo.surrogate]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- version 2: similarity, the surrogate search, workers, determinism ------------------------
+
+
+def spread_kb(optima=((-3.0, -3.0), (0.0, 3.0), (3.0, -1.0)), n_trials=40):
+    """Tasks of the quadratic family with optima far apart."""
+    studies = []
+    for i, optimum in enumerate(optima):
+        study = optuna.create_study(study_name=f"t{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(quadratic(optimum), n_trials=n_trials)
+        studies.append(study)
+    return KnowledgeBase.from_studies(studies)
+
+
+def test_a_study_of_task_i_finds_task_i_most_similar():
+    kb = spread_kb()
+    sampler = MetaLearnedSampler(kb, meta_train_steps=100, seed=0)
+    data, model = sampler._task_data(), sampler._surrogate()
+    for i, task in enumerate(kb):
+        # the study's trials: configurations and values of source task i itself (values shifted and scaled)
+        completed = [
+            optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=3.0 * t.value + 7.0)
+            for t in task.completed_trials()[:8]
+        ]
+        # by nearest-neighbour surfaces (the warm start) and by the surrogate's task heads (its prior)
+        by_neighbours = sampler._similarity(completed, optuna.study.StudyDirection.MINIMIZE)
+        x = data.encoder.encode([t.params for t in completed])
+        by_heads = response_similarity([t.value for t in completed], model.features(x) @ model.task_heads.T)
+        assert int(np.argmax(by_neighbours)) == i and by_neighbours[i] == pytest.approx(1.0)
+        assert int(np.argmax(by_heads)) == i, by_heads
+
+
+def test_similarity_reweights_the_rest_of_the_warm_start():
+    kb = spread_kb()
+    sampler = MetaLearnedSampler(kb, n_warm_start=5, n_similar=1, surrogate=None, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic((3.2, -1.2)), n_trials=5)  # a study of t2's neighbourhood
+    sources = [t.user_attrs["autometa:source_task"] for t in study.trials]
+    assert [t.params for t in study.trials[:3]] == sampler.portfolio[:3]
+    assert sources[3:] == ["t2", "t2"]
+    pairs = [(t.user_attrs["autometa:source_task"], t.user_attrs["autometa:source_trial"]) for t in study.trials]
+    assert len(set(pairs)) == 5
+
+
+def mixed_family(optimum, kind):
+    """A shifted quadratic in three floats (one on a log scale) and a categorical."""
+
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        y = trial.suggest_float("y", -5, 5)
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        k = trial.suggest_categorical("kind", ["a", "b", "c"])
+        return (x - optimum[0]) ** 2 + (y - optimum[1]) ** 2 + (np.log10(lr) - optimum[2]) ** 2 + (k != kind)
+
+    return objective
+
+
+def test_v2_beats_tpe_after_15_trials_on_a_family_of_shifted_quadratics():
+    studies = []
+    for i in range(6):
+        study = optuna.create_study(study_name=f"task{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(mixed_family((0.2 * i - 0.5, 1.0 - 0.2 * i, -2.0 - 0.1 * i), "ab"[i % 2]), n_trials=40)
+        studies.append(study)
+    kb = KnowledgeBase.from_studies(studies)
+    target = mixed_family((0.1, 0.4, -2.2), "a")  # optimum value 0
+    best = {"meta": [], "tpe": []}
+    for seed in range(3):
+        for name, sampler in {
+            "meta": MetaLearnedSampler(kb, seed=seed, meta_train_steps=100),
+            "tpe": optuna.samplers.TPESampler(seed=seed),
+        }.items():
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(target, n_trials=15)
+            best[name].append(study.best_value)
+            if name == "meta":  # trials after the warm start came from the surrogate, not the fallback
+                assert not any(t.user_attrs["autometa:warm_start"] for t in study.trials[5:])
+    print({name: round(float(np.mean(values)), 3) for name, values in best.items()})
+    assert np.mean(best["meta"]) < 0.75 * np.mean(best["tpe"])
+
+
+def test_surrogate_search_samples_the_relative_space_and_leaves_the_rest_to_the_fallback():
+    kb = family_kb(n_tasks=3)
+    calls = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            calls.append((trial.number, name))
+            return super().sample_independent(study, trial, name, distribution)
+
+    sampler = MetaLearnedSampler(kb, n_warm_start=2, fallback=Recording(seed=0), meta_train_steps=20, seed=0)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        y = trial.suggest_float("y", -5, 5)
+        depth = trial.suggest_int("depth", 1, 4)  # never seen: the fallback's
+        return x**2 + y**2 + depth
+
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=6)
+    later = {name for number, name in calls if number >= 2}
+    assert later == {"depth"}  # x and y came from the surrogate
+    assert all(-5 <= t.params["x"] <= 5 and 1 <= t.params["depth"] <= 4 for t in study.trials)
+
+
+def test_conditional_define_by_run_spaces_work():
+    def objective(trial):
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        if kind == "a":
+            value = (np.log10(trial.suggest_float("lr", 1e-4, 1.0, log=True)) + 2) ** 2
+        else:
+            value = 1 + (trial.suggest_int("depth", 1, 8, step=1) - 3) ** 2 / 10
+        return value + trial.suggest_float("x", -1, 1, step=0.25) ** 2
+
+    studies = []
+    for i in range(3):
+        study = optuna.create_study(study_name=f"c{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(objective, n_trials=25)
+        studies.append(study)
+    sampler = MetaLearnedSampler(KnowledgeBase.from_studies(studies), n_warm_start=3, meta_train_steps=30, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=15)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    for t in study.trials:
+        assert ("lr" in t.params) == (t.params["kind"] == "a") and ("depth" in t.params) == (t.params["kind"] == "b")
+        assert t.params["x"] in np.arange(-1, 1.01, 0.25)
+    assert study.best_value < 0.3
+
+
+def test_same_seed_same_suggestions_and_reseed_changes_them():
+    kb = family_kb(n_tasks=3)
+
+    def run(reseed=False):
+        sampler = MetaLearnedSampler(kb, n_warm_start=2, seed=3, meta_train_steps=30)
+        if reseed:
+            sampler.reseed_rng()
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(quadratic((1.2, -1.8)), n_trials=8)
+        return [t.params for t in study.trials]
+
+    first = run()
+    assert first == run()
+    assert run(reseed=True)[2:] != first[2:]
+
+
+def test_invalid_arguments_are_rejected_with_clear_errors():
+    kb = family_kb(n_tasks=1)
+    with pytest.raises(ValueError, match="surrogate must be one of"):
+        MetaLearnedSampler(kb, surrogate="gp")
+    with pytest.raises(ValueError, match="n_candidates must be a positive int"):
+        MetaLearnedSampler(kb, n_candidates=0)
+    with pytest.raises(ValueError, match="meta_train_steps must be a positive int"):
+        MetaLearnedSampler(kb, meta_train_steps=-1)
+    with pytest.raises(ValueError, match="n_warm_start"):
+        MetaLearnedSampler(kb, n_warm_start=-1)
+
+
+_WORKER = """
+import json, sys
+import optuna
+from autometa.hpo import KnowledgeBase, MetaLearnedSampler
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+url, kb_path, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
+storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+sampler = MetaLearnedSampler(KnowledgeBase.load(kb_path), n_warm_start=4, seed=worker, meta_train_steps=5)
+study = optuna.load_study(study_name="shared", storage=storage, sampler=sampler)
+done = []
+def objective(trial):
+    value = (trial.suggest_float("x", -5, 5) - 1.2) ** 2 + (trial.suggest_float("y", -5, 5) + 1.8) ** 2
+    done.append(trial.number)
+    return value
+study.optimize(objective, n_trials=6)
+print(json.dumps(done))
+"""
+
+
+def test_two_worker_processes_share_one_sqlite_study(tmp_path):
+    kb_path = tmp_path / "kb.json"
+    family_kb(n_tasks=3, n_trials=20).save(kb_path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="shared", storage=url)
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    workers = [
+        subprocess.Popen([sys.executable, str(script), url, str(kb_path), str(i)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    reported = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+        reported += json.loads(out.strip().splitlines()[-1])
+    trials = optuna.load_study(study_name="shared", storage=url).trials
+    assert len(trials) == len(reported) == 12
+    assert sorted(reported) == sorted(t.number for t in trials)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    warm = [t for t in trials if t.user_attrs["autometa:warm_start"]]
+    assert sorted(t.number for t in warm) == [0, 1, 2, 3]
+    pairs = {(t.user_attrs["autometa:source_task"], t.user_attrs["autometa:source_trial"]) for t in warm}
+    configs = {tuple(sorted(t.params.items())) for t in warm}
+    assert len(pairs) == len(configs) == 4

@@ -1,9 +1,10 @@
-"""The Optuna face of autometa: task descriptors and the knowledge base of
-earlier studies; the meta-learned sampler will follow.
+"""The Optuna face of autometa: task descriptors, the knowledge base of
+earlier studies, and ``MetaLearnedSampler`` (portfolio warm start, response
+similarity, a meta-learned surrogate).
 
 :mod:`autometa.hpo.metafeatures` imports no Optuna, so descriptors can be
-computed where Optuna is not installed; ``KnowledgeBase`` imports Optuna on
-first use of the name.
+computed where Optuna is not installed; the other names import Optuna (and
+torch) on first use.
 """
 
 import importlib
@@ -12,7 +13,12 @@ from autometa.hpo.metafeatures import METAFEATURES, compute_metafeatures, metafe
 
 # public name -> module that defines it, imported on first access so that
 # ``import autometa.hpo`` does not import Optuna.
-_LAZY = {"KnowledgeBase": "autometa.hpo.knowledge_base", "MetaLearnedSampler": "autometa.hpo.sampler"}
+_LAZY = {
+    "KnowledgeBase": "autometa.hpo.knowledge_base",
+    "MetaLearnedSampler": "autometa.hpo.sampler",
+    "DeepKernelRegressor": "autometa.hpo.surrogate",
+    "response_similarity": "autometa.hpo.similarity",
+}
 
 __all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector", *_LAZY]
 

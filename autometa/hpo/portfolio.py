@@ -35,7 +35,7 @@ Portfolio regret
     For a set ``S`` of chosen candidates, ``sum_t w_t * min_{c in S} regret(c, t)``
     with weights ``w`` normalised to sum to 1 (the empty set scores 1 on every
     task). Each greedy step adds the candidate that lowers it most (ties: the
-    earlier candidate).
+    candidate of lower weighted mean regret on its own, then the earlier one).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
-__all__ = ["greedy_portfolio"]
+__all__ = ["RegretTable", "greedy_portfolio"]
 
 
 @dataclass(frozen=True)
@@ -111,54 +111,111 @@ def _greedy_entries(tasks, k, weights=None, n_candidates_per_task=10) -> list[Po
     """:func:`greedy_portfolio` with each entry's source task, trial and expected regret."""
     if k < 0:
         raise ValueError(f"k must be non-negative, got {k}")
-    if n_candidates_per_task < 1:
-        raise ValueError(f"n_candidates_per_task must be positive, got {n_candidates_per_task}")
     tasks = list(tasks)
     weights = np.ones(len(tasks)) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(tasks),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(f"weights must be {len(tasks)} finite non-negative numbers, got {weights!r}")
-    scored = [(_Scored(task), w) for task, w in zip(tasks, weights) if w > 0]
-    scored = [(task, w) for task, w in scored if task.trials]
-    if k == 0 or not scored:
-        return []
-    tasks_ = [task for task, _ in scored]
-    w = np.array([w for _, w in scored]) / sum(w for _, w in scored)
+    table = RegretTable([task for task, w in zip(tasks, weights) if w > 0], n_candidates_per_task)
+    return table.greedy(k, weights[weights > 0])
 
-    candidates, seen = [], []
-    for source, task in enumerate(tasks_):
-        for index in np.argsort(task.normalised, kind="stable")[:n_candidates_per_task]:
-            params = task.trials[index].params
-            if params not in seen:
-                seen.append(params)
-                candidates.append((source, int(index)))
-    # regret[c, t]: candidate c's (estimated) normalised regret on task t.
-    regret = np.empty((len(candidates), len(tasks_)))
-    for c, (source, index) in enumerate(candidates):
-        trial = tasks_[source].trials[index]
-        for t, task in enumerate(tasks_):
-            regret[c, t] = task.normalised[index] if t == source else task.nearest_regret(trial)
 
-    chosen: list[PortfolioEntry] = []
-    best_so_far = np.ones(len(tasks_))
-    available = np.ones(len(candidates), dtype=bool)
-    while len(chosen) < k and available.any():
-        scores = (np.minimum(regret, best_so_far) * w).sum(axis=1)
-        scores[~available] = np.inf
-        c = int(np.argmin(scores))  # argmin returns the first of ties
-        available[c] = False
-        best_so_far = np.minimum(best_so_far, regret[c])
-        source, index = candidates[c]
-        trial = tasks_[source].trials[index]
-        chosen.append(
-            PortfolioEntry(
-                params=dict(trial.params),
-                distributions=dict(trial.distributions),
-                task_name=tasks_[source].name,
-                trial_number=trial.number,
-                expected_regret=float(scores[c]),
-            )
+class RegretTable:
+    """The candidates of a set of tasks and each candidate's regret on each task.
+
+    Built once (the expensive part), it serves greedy portfolios for any task
+    weights and any set of configurations already tried, e.g. as the
+    similarity of the tasks to a new study changes.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        Single-objective tasks; those without a completed finite trial are ignored.
+    n_candidates_per_task : int, default=10
+        How many of each task's best trials are candidates.
+
+    Attributes
+    ----------
+    task_names : list of str
+        The tasks kept, in order: the columns of :attr:`regret`.
+    regret : numpy.ndarray of shape (n_candidates, n_tasks)
+        ``regret[c, t]``: candidate ``c``'s (estimated) normalised regret on task ``t``.
+    """
+
+    def __init__(self, tasks: Sequence, n_candidates_per_task: int = 10):
+        if n_candidates_per_task < 1:
+            raise ValueError(f"n_candidates_per_task must be positive, got {n_candidates_per_task}")
+        scored = [_Scored(task) for task in tasks]
+        self._kept = [i for i, task in enumerate(scored) if task.trials]
+        self._tasks = [scored[i] for i in self._kept]
+        self.task_names = [task.name for task in self._tasks]
+        self.candidates: list[tuple[int, int]] = []  # (task index, trial index)
+        seen = set()
+        for source, task in enumerate(self._tasks):
+            for index in np.argsort(task.normalised, kind="stable")[:n_candidates_per_task]:
+                # repr keys keep 1, 1.0 and True apart, as the objective sees them
+                key = tuple(sorted((name, repr(value)) for name, value in task.trials[index].params.items()))
+                if key not in seen:
+                    seen.add(key)
+                    self.candidates.append((source, int(index)))
+        configs = [self._tasks[source].trials[index] for source, index in self.candidates]
+        grouped = _group_values(configs)
+        self.regret = np.empty((len(configs), len(self._tasks)))
+        for t, task in enumerate(self._tasks):
+            self.regret[:, t] = task._nearest_regrets(len(configs), *grouped)
+        for c, (source, index) in enumerate(self.candidates):
+            self.regret[c, source] = self._tasks[source].normalised[index]
+
+    def task_weights(self, weights: Sequence[float]) -> np.ndarray:
+        """Weights given for every task passed to the constructor, restricted to the tasks kept."""
+        return np.asarray(weights, dtype=np.float64)[self._kept]
+
+    def entry(self, c: int, expected_regret: float = float("nan")) -> PortfolioEntry:
+        """Candidate ``c`` as a portfolio entry."""
+        source, index = self.candidates[c]
+        trial = self._tasks[source].trials[index]
+        return PortfolioEntry(
+            params=dict(trial.params),
+            distributions=dict(trial.distributions),
+            task_name=self._tasks[source].name,
+            trial_number=trial.number,
+            expected_regret=float(expected_regret),
         )
-    return chosen
+
+    def index(self, task_name: str, trial_number: int) -> int | None:
+        """The candidate that is trial ``trial_number`` of task ``task_name``, None if none is."""
+        for c, (source, index) in enumerate(self.candidates):
+            if self._tasks[source].name == task_name and self._tasks[source].trials[index].number == trial_number:
+                return c
+        return None
+
+    def greedy(self, k: int, weights: Sequence[float] | None = None, tried: Sequence[int] = ()) -> list[PortfolioEntry]:
+        """The next ``k`` candidates a greedy portfolio adds to the candidates ``tried``.
+
+        ``weights`` has one entry per kept task (None: equal); tasks of weight
+        0 do not count. The candidates ``tried`` count as chosen already.
+        """
+        if not self._tasks or k == 0:
+            return []
+        w = np.ones(len(self._tasks)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.sum() <= 0:
+            w = np.ones(len(self._tasks))
+        w = w / w.sum()
+        chosen: list[PortfolioEntry] = []
+        available = np.ones(len(self.candidates), dtype=bool)
+        best_so_far = np.ones(len(self._tasks))
+        for c in tried:
+            available[c] = False
+            best_so_far = np.minimum(best_so_far, self.regret[c])
+        alone = (self.regret * w).sum(axis=1)
+        while len(chosen) < k and available.any():
+            scores = (np.minimum(self.regret, best_so_far) * w).sum(axis=1)
+            scores[~available] = np.inf
+            # ties (e.g. once every weighted task is served): the lower regret alone, then the earlier
+            c = int(np.lexsort((np.arange(len(scores)), alone, scores))[0])
+            available[c] = False
+            best_so_far = np.minimum(best_so_far, self.regret[c])
+            chosen.append(self.entry(c, scores[c]))
+        return chosen
 
 
 class _Scored:
@@ -181,20 +238,28 @@ class _Scored:
 
     def nearest_regret(self, config) -> float:
         """The mean normalised value of the trials nearest to ``config`` (a TrialRecord)."""
-        squared = np.zeros(len(self.trials))
-        for name, value in config.params.items():
+        return float(self.nearest_regrets([config])[0])
+
+    def nearest_regrets(self, configs: Sequence) -> np.ndarray:
+        """:meth:`nearest_regret` of many configurations at once, vectorised."""
+        return self._nearest_regrets(len(configs), *_group_values(configs))
+
+    def _nearest_regrets(self, n_configs: int, numeric: dict, categorical: dict) -> np.ndarray:
+        squared = np.zeros((n_configs, len(self.trials)))
+        for (name, distribution), (rows, values) in numeric.items():
             if name not in self._param_names:
                 continue
-            distribution = config.distributions[name]
-            if _is_numeric(distribution):
-                column = self._numeric_column(name, distribution)
-                gap = np.abs(column - _scale(value, distribution))
-                squared += np.where(np.isnan(gap), 1.0, gap) ** 2
-            else:
-                codes, column = self._categorical_column(name)
-                squared += column != codes.get(repr(value), -2)  # a missing parameter is coded -1
-        nearest = squared <= squared.min() + 1e-12
-        return float(self.normalised[nearest].mean())
+            column = self._numeric_column(name, distribution)
+            gap = np.abs(column[None, :] - values[:, None])
+            squared[rows] += np.where(np.isnan(gap), 1.0, gap) ** 2
+        for name, (rows, keys) in categorical.items():
+            if name not in self._param_names:
+                continue
+            codes, column = self._categorical_column(name)
+            wanted = np.array([codes.get(key, -2) for key in keys])  # a missing parameter is coded -1
+            squared[rows] += column[None, :] != wanted[:, None]
+        nearest = squared <= squared.min(axis=1, keepdims=True) + 1e-12
+        return (nearest * self.normalised).sum(axis=1) / nearest.sum(axis=1)
 
     def _numeric_column(self, name: str, distribution: BaseDistribution) -> np.ndarray:
         key = (name, distribution)
@@ -210,6 +275,29 @@ class _Scored:
             codes = {key: i for i, key in enumerate(dict.fromkeys(k for k in keys if k is not None))}
             self._columns[name] = (codes, np.array([-1 if k is None else codes[k] for k in keys]))
         return self._columns[name]
+
+
+def _group_values(configs: Sequence) -> tuple[dict, dict]:
+    """The configurations' values grouped for :meth:`_Scored._nearest_regrets`.
+
+    Numeric: ``(name, distribution) -> (rows, values scaled by it)``;
+    categorical: ``name -> (rows, repr of the values)``.
+    """
+    numeric: dict = {}
+    categorical: dict = {}
+    for row, config in enumerate(configs):
+        for name, value in config.params.items():
+            distribution = config.distributions[name]
+            if _is_numeric(distribution):
+                rows, values = numeric.setdefault((name, distribution), ([], []))
+                values.append(_scale(value, distribution))
+            else:
+                rows, values = categorical.setdefault(name, ([], []))
+                values.append(repr(value))
+            rows.append(row)
+    numeric = {key: (np.array(rows), np.array(values, dtype=np.float64)) for key, (rows, values) in numeric.items()}
+    categorical = {key: (np.array(rows), values) for key, (rows, values) in categorical.items()}
+    return numeric, categorical
 
 
 def _is_numeric(distribution: BaseDistribution) -> bool:

@@ -1,21 +1,27 @@
-"""``MetaLearnedSampler``: start a study from what worked on earlier, similar tasks."""
+"""``MetaLearnedSampler``: start a study from what worked on earlier, similar tasks, then search with a meta-learned model."""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler
-from optuna.study import Study
+from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autometa.hpo.knowledge_base import KnowledgeBase
 from autometa.hpo.metafeatures import metafeature_vector
-from autometa.hpo.portfolio import PortfolioEntry, _greedy_entries
+from autometa.hpo.portfolio import PortfolioEntry, RegretTable, _greedy_entries
+from autometa.hpo.similarity import NearestNeighbourSurfaces, response_similarity, top_similar_weights
+from autometa.hpo.surrogate import SpaceEncoder, expected_improvement, normalised_ranks, one_blas_thread
 
 __all__ = ["MetaLearnedSampler", "task_weights"]
 
@@ -24,31 +30,80 @@ WARM_START_KEY = "autometa:warm_start"
 SOURCE_TASK_KEY = "autometa:source_task"
 SOURCE_TRIAL_KEY = "autometa:source_trial"
 
+SURROGATES = ("meta", None)
+#: Completed trials needed before similarity re-weights the portfolio and the surrogate's prior.
+MIN_SIMILARITY_TRIALS = 3
+#: The most completed trials the surrogate is conditioned on: the best half and the most recent half.
+MAX_SUPPORT = 64
+#: How long a warm-start trial waits for a lower-numbered one still choosing its configuration.
+WARM_START_WAIT_S = 10.0
+# meta-trained surrogates by (knowledge-base content, seed, settings): a pure function of them
+_SURROGATE_CACHE: dict[str, Any] = {}
+_SURROGATE_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
 
 class MetaLearnedSampler(BaseSampler):
-    """Warm-start a study with a portfolio of configurations from earlier tasks, then hand over.
+    """Warm-start a study from earlier tasks, then search with a meta-learned surrogate.
 
-    The first ``n_warm_start`` trials of the study (by trial number) try, in
-    order, the configurations of a greedy portfolio
-    (:func:`autometa.hpo.portfolio.greedy_portfolio`) built from the
-    knowledge base's single-objective tasks, weighted by their similarity to
-    the new task (:func:`task_weights`). Everything else is sampled by
-    ``fallback``: every trial after the warm start, and, during it, any
-    parameter the portfolio configuration lacks (a parameter the knowledge
-    base never saw, a conditional branch the configuration did not take) or
-    whose value lies outside the distribution the objective asks for.
+    The algorithm, per trial (single-objective studies):
 
-    The portfolio is a deterministic function of the knowledge base and the
-    descriptor, computed once in ``__init__``, and the warm-start trial is
-    chosen by ``trial.number``, so workers sharing a storage and
-    ``study.optimize(..., n_jobs=...)`` try each configuration once, like
-    Optuna's own samplers. A parameter fixed by ``study.enqueue_trial`` keeps
-    its enqueued value. Multi-objective studies use ``fallback`` only, with a
-    warning.
+    1. **Warm start** (trials numbered below ``n_warm_start``). Each tries a
+       configuration of a greedy portfolio
+       (:func:`autometa.hpo.portfolio.greedy_portfolio`) of the knowledge
+       base's single-objective tasks. The first trials take the portfolio
+       built in ``__init__`` (tasks weighted by ``descriptor``, or equally),
+       in order. Once ``MIN_SIMILARITY_TRIALS`` (3) trials have completed,
+       the portfolio is re-weighted by *response similarity*
+       (:mod:`autometa.hpo.similarity`): the Spearman correlation between the
+       study's values and each earlier task's predicted values at the same
+       configurations (its nearest trial's, in the encoded space); the
+       ``n_similar`` most similar tasks count, and the
+       greedy portfolio continues from the configurations already tried.
+       Configurations already tried by any trial of the study are never
+       repeated.
+    2. **Model-based search** (every later trial; ``surrogate="meta"``). A
+       few-shot regressor (:class:`autometa.hpo.surrogate.DeepKernelRegressor`:
+       Bayesian linear regression on MLP features, ALPaCA / ABLR),
+       meta-trained on the knowledge base's tasks (configuration ->
+       normalised rank of the objective), is conditioned in closed form on
+       the study's completed trials (at most ``MAX_SUPPORT`` = 64: the best
+       half and the most recent). The prior mean of its linear head is the
+       average head of the ``n_similar`` tasks most similar to the study
+       (the same correlation, with each task's response surface predicted
+       by its own posterior head: one matrix product for all tasks). It scores
+       ``n_candidates`` configurations by expected improvement (its
+       posterior mean and standard deviation, targets the normalised ranks of
+       the study's values): half are Gaussian perturbations of the best trial
+       and of the next four (at 20%, 5% and 1% of each range; categorical
+       values resampled with probability 0.2), three are the best trials of
+       each of the three most similar earlier tasks, the rest uniformly
+       random; the best candidate becomes the trial's relative sample.
+       Parameters outside the relative search space keep the best trial's
+       values when candidates are scored.
 
-    This is version 1: without a descriptor all tasks weigh the same (the
-    issue's response-surface similarity, from the trials seen so far, and a
-    meta-learned surrogate after the warm start are for a later version).
+    The surrogate models the parameters the knowledge base saw (numeric ones
+    scaled to ``[0, 1]``, log-scale where the knowledge base drew them on one,
+    categorical ones one-hot) that every completed trial of the study shares
+    (Optuna's intersection search space). Everything else goes to
+    ``fallback`` through ``sample_independent``: parameters the knowledge base
+    never saw, conditional parameters missing from some trials, categorical
+    parameters with a choice the knowledge base never tried, and (during the
+    warm start) any parameter the portfolio configuration lacks or whose value
+    lies outside the distribution the objective asks for. With
+    ``surrogate=None``, or before a trial has completed, trials after the warm
+    start are the fallback's (version 1's behaviour).
+
+    State lives in the study: every decision is a function of the study's
+    trials (``study.get_trials``), the knowledge base and the sampler's
+    random state, so many workers on one storage, ``n_jobs`` and
+    ``enqueue_trial`` (enqueued values win) work as with Optuna's samplers.
+    A warm-start trial records its source in its user attrs, and waits (up to
+    ``WARM_START_WAIT_S``) for a lower-numbered trial still choosing, so
+    concurrent workers never try a configuration twice. The meta-trained
+    surrogate is trained on first use and cached, keyed by the knowledge
+    base's content and ``seed``: it is not study state. Multi-objective
+    studies use ``fallback`` only, with one warning.
 
     Each trial gets the user attr ``"autometa:warm_start"`` (True or False);
     warm-start trials also ``"autometa:source_task"`` and
@@ -59,24 +114,33 @@ class MetaLearnedSampler(BaseSampler):
     ----------
     knowledge_base : KnowledgeBase
         The earlier tasks; multi-objective ones and those without a completed
-        trial are ignored.
+        trial are ignored. The sampler keeps a snapshot taken in ``__init__``.
     descriptor : mapping of str to float or None, default=None
         The new task's meta-features (:func:`autometa.hpo.compute_metafeatures`).
-        Given, the portfolio serves the ``n_similar`` tasks most similar by
-        descriptor; None serves all tasks equally.
+        Given, the initial portfolio serves the ``n_similar`` tasks most
+        similar by descriptor; None serves all tasks equally.
     n_warm_start : int, default=5
         The portfolio size: how many trials start from earlier tasks.
     n_similar : int, default=5
-        How many most similar tasks the portfolio serves when ``descriptor`` is given.
+        How many most similar tasks the portfolio and the surrogate's prior serve.
     fallback : optuna.samplers.BaseSampler or None, default=None
         The sampler for everything else; None means ``TPESampler(seed=seed)``.
     seed : int or None, default=None
-        Seed of the default fallback (the portfolio itself is deterministic).
+        Seeds the candidates of the model-based search, the default fallback
+        and meta-training (None meta-trains with seed 0, so the surrogate is
+        the same in every worker).
+    surrogate : {"meta"} or None, default="meta"
+        ``"meta"``: model-based search after the warm start; None: the fallback.
+    n_candidates : int, default=256
+        Configurations scored per model-based trial.
+    meta_train_steps : int, default=300
+        Meta-training steps of the surrogate (16 tasks each).
 
     Attributes
     ----------
     portfolio : list of dict
-        The warm-start configurations, in the order tried.
+        The initial warm-start configurations, in order (later warm-start
+        trials may differ once similarity re-weights the portfolio).
 
     Examples
     --------
@@ -90,12 +154,15 @@ class MetaLearnedSampler(BaseSampler):
     ...     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     ...     study.optimize(lambda trial: objective(trial, optimum), n_trials=30)
     ...     earlier.append(study)
-    >>> sampler = MetaLearnedSampler(KnowledgeBase.from_studies(earlier), n_warm_start=3, seed=0)
+    >>> sampler = MetaLearnedSampler(KnowledgeBase.from_studies(earlier), n_warm_start=2,
+    ...                              meta_train_steps=50, seed=0)
     >>> study = optuna.create_study(sampler=sampler)
-    >>> study.optimize(lambda trial: objective(trial, 1.2), n_trials=10)
-    >>> [trial.user_attrs["autometa:warm_start"] for trial in study.trials[2:4]]
+    >>> study.optimize(lambda trial: objective(trial, 1.2), n_trials=8)
+    >>> [trial.user_attrs["autometa:warm_start"] for trial in study.trials[1:3]]
     [True, False]
     >>> study.trials[0].params == sampler.portfolio[0]
+    True
+    >>> study.best_value < 0.5
     True
     """
 
@@ -107,48 +174,99 @@ class MetaLearnedSampler(BaseSampler):
         n_similar: int = 5,
         fallback: BaseSampler | None = None,
         seed: int | None = None,
+        surrogate: str | None = "meta",
+        n_candidates: int = 256,
+        meta_train_steps: int = 300,
     ) -> None:
-        if n_warm_start < 0:
-            raise ValueError(f"n_warm_start must be non-negative, got {n_warm_start}")
-        if n_similar < 1:
-            raise ValueError(f"n_similar must be positive, got {n_similar}")
+        if not isinstance(n_warm_start, int) or n_warm_start < 0:
+            raise ValueError(f"n_warm_start must be a non-negative int, got {n_warm_start!r}")
+        if not isinstance(n_similar, int) or n_similar < 1:
+            raise ValueError(f"n_similar must be a positive int, got {n_similar!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+        if not isinstance(n_candidates, int) or n_candidates < 1:
+            raise ValueError(f"n_candidates must be a positive int, got {n_candidates!r}")
+        if not isinstance(meta_train_steps, int) or meta_train_steps < 1:
+            raise ValueError(f"meta_train_steps must be a positive int, got {meta_train_steps!r}")
         self._fallback = fallback if fallback is not None else optuna.samplers.TPESampler(seed=seed)
-        tasks = [task for task in knowledge_base if len(task.directions) == 1 and task.completed_trials()]
-        weights = None if descriptor is None else task_weights(tasks, descriptor, n_similar)
-        self._entries: list[PortfolioEntry] = _greedy_entries(tasks, n_warm_start, weights)
+        self._seed = seed
+        self._rng = np.random.RandomState(seed)
+        self._surrogate_kind = surrogate
+        self._n_similar = n_similar
+        self._n_candidates = n_candidates
+        self._meta_train_steps = meta_train_steps
+        self._tasks = [
+            task
+            for task in knowledge_base
+            if len(task.directions) == 1 and any(_finite(t.values) for t in task.completed_trials())
+        ]
+        if descriptor is None:
+            self._table: RegretTable | None = RegretTable(self._tasks)
+            self._entries: list[PortfolioEntry] = self._table.greedy(n_warm_start)
+        else:
+            self._table = None
+            self._entries = _greedy_entries(self._tasks, n_warm_start, task_weights(self._tasks, descriptor, n_similar))
+        self._records = {(task.name, t.number): t for task in self._tasks for t in task.trials}
+        self._data: _TaskData | None = None
+        self._model = None
+        self._lock = threading.Lock()
         self._warned_multi_objective = False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def portfolio(self) -> list[dict[str, Any]]:
         return [dict(entry.params) for entry in self._entries]
 
     def reseed_rng(self) -> None:
+        self._rng.seed()
         self._fallback.reseed_rng()
 
+    # -- the sampler protocol ------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        if self._entry(study, trial) is not None:
+        if self._multi_objective(study):
+            return self._fallback.infer_relative_search_space(study, trial)
+        if trial.number < len(self._entries):
             return {}
-        return self._fallback.infer_relative_search_space(study, trial)
+        space = self._surrogate_space(study) if self._surrogate_kind is not None else {}
+        return space or self._fallback.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if self._entry(study, trial) is not None:
+        if self._multi_objective(study):
+            return self._fallback.sample_relative(study, trial, search_space)
+        if trial.number < len(self._entries) or not search_space:
             return {}
-        return self._fallback.sample_relative(study, trial, search_space)
+        data = self._task_data() if self._surrogate_kind is not None else None
+        completed = _completed(study)
+        if data is None or not completed or not all(data.encoder.knows(n, d) for n, d in search_space.items()):
+            return self._fallback.sample_relative(study, trial, search_space)
+        with one_blas_thread():
+            return self._suggest(completed, search_space, study.direction)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        entry = self._entry(study, trial)
-        if entry is not None and param_name in entry.params:
-            value = entry.params[param_name]
-            if _contains(param_distribution, value):
-                return value
+        if trial.number < len(self._entries) and not self._multi_objective(study):
+            # the trial's warm-start choice, as before_trial recorded it in the storage
+            attrs = study._storage.get_trial(trial._trial_id).user_attrs
+            record = self._records.get((attrs.get(SOURCE_TASK_KEY), attrs.get(SOURCE_TRIAL_KEY)))
+            if record is not None and param_name in record.params:
+                value = record.params[param_name]
+                if _contains(param_distribution, value):
+                    return value
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        entry = self._entry(study, trial)
+        entry = None if self._multi_objective(study) else self._choose_warm_start(study, trial)
         # FrozenTrial has no setter; samplers write trial attrs through the storage, as Optuna's do.
         study._storage.set_trial_user_attr(trial._trial_id, WARM_START_KEY, entry is not None)
         if entry is not None:
@@ -161,19 +279,327 @@ class MetaLearnedSampler(BaseSampler):
     ) -> None:
         self._fallback.after_trial(study, trial, state, values)
 
-    def _entry(self, study: Study, trial: FrozenTrial) -> PortfolioEntry | None:
-        """The portfolio entry of this trial, None after the warm start."""
-        if len(study.directions) > 1:
-            if not self._warned_multi_objective:
-                warnings.warn(
-                    "MetaLearnedSampler warm-starts single-objective studies only; "
-                    "this multi-objective study uses the fallback sampler throughout",
-                    stacklevel=2,
-                )
-                self._warned_multi_objective = True
+    # -- warm start ----------------------------------------------------------------
+    def _choose_warm_start(self, study: Study, trial: FrozenTrial) -> PortfolioEntry | None:
+        """This trial's portfolio configuration: None after the warm start."""
+        if trial.number >= len(self._entries):
             return None
-        return self._entries[trial.number] if trial.number < len(self._entries) else None
+        trials = self._trials_after_earlier_choices(study, trial)
+        tried = {
+            (t.user_attrs[SOURCE_TASK_KEY], t.user_attrs[SOURCE_TRIAL_KEY])
+            for t in trials
+            if t.number != trial.number and SOURCE_TASK_KEY in t.user_attrs
+        }
+        completed = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.values)]
+        if len(completed) >= MIN_SIMILARITY_TRIALS and len(self._tasks) > 1:
+            with one_blas_thread():
+                similarity = self._similarity(completed, study.direction)
+            weights = top_similar_weights(similarity, self._n_similar)
+            table = self._regret_table()
+            indices = [table.index(name, number) for name, number in tried]
+            entries = table.greedy(1, table.task_weights(weights), [c for c in indices if c is not None])
+            if entries:
+                return entries[0]
+        for entry in self._entries:
+            if (entry.task_name, entry.trial_number) not in tried:
+                return entry
+        return None
 
+    def _trials_after_earlier_choices(self, study: Study, trial: FrozenTrial) -> list[FrozenTrial]:
+        """The study's trials, once every lower-numbered running trial has recorded its choice."""
+        deadline = time.monotonic() + WARM_START_WAIT_S
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            choosing = [
+                t
+                for t in trials
+                if t.number < trial.number and t.state == TrialState.RUNNING and WARM_START_KEY not in t.user_attrs
+            ]
+            if not choosing or time.monotonic() > deadline:
+                return trials
+            time.sleep(0.01)
+
+    def _regret_table(self) -> RegretTable:
+        with self._lock:
+            if self._table is None:
+                self._table = RegretTable(self._tasks)
+            return self._table
+
+    # -- similarity and the surrogate ------------------------------------------------
+    def _similarity(self, completed: Sequence[FrozenTrial], direction: StudyDirection) -> np.ndarray:
+        """Each task's response similarity to the study, by nearest-neighbour surfaces.
+
+        Cheap and needs no meta-training, so a warm-start trial decides
+        quickly (workers wait for it); the model-based search uses the
+        surrogate's per-task heads instead, one matrix product per trial.
+        """
+        data = self._task_data()
+        x = data.encoder.encode([t.params for t in completed])
+        values = np.array([t.values[0] for t in completed])
+        return response_similarity(values, data.surfaces.predict(x), _direction(direction))
+
+    def _task_data(self) -> _TaskData:
+        with self._lock:
+            if self._data is None:
+                self._data = _TaskData(self._tasks)
+            return self._data
+
+    def _surrogate(self):
+        data = self._task_data()
+        with self._lock:
+            if self._model is None:
+                self._model = _meta_trained(data, self._meta_train_steps, 0 if self._seed is None else self._seed)
+            return self._model
+
+    def _surrogate_space(self, study: Study) -> dict[str, BaseDistribution]:
+        """The intersection search space of the completed trials, restricted to what the surrogate models."""
+        completed = _completed(study)
+        if not completed:
+            return {}
+        encoder = self._task_data().encoder
+        names = completed[-1].distributions.keys()
+        for t in completed:
+            names = names & t.distributions.keys()
+        space = {}
+        for name in sorted(names):
+            distribution = completed[-1].distributions[name]
+            if not distribution.single() and encoder.knows(name, distribution):
+                space[name] = distribution
+        return space
+
+    def _suggest(
+        self, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution], direction: StudyDirection
+    ) -> dict[str, Any]:
+        """The candidate of highest expected improvement under the adapted surrogate."""
+        data, model = self._task_data(), self._surrogate()
+        support = _support(completed, direction)
+        y = normalised_ranks([t.values[0] for t in support], _direction(direction))
+        x = data.encoder.encode([t.params for t in support])
+        phi = model.features(x)
+        prior_mean = None
+        similar: np.ndarray = np.zeros(0, dtype=int)
+        if len(support) >= MIN_SIMILARITY_TRIALS and len(model.task_heads):
+            rho = response_similarity(y, phi @ model.task_heads.T)
+            weights = top_similar_weights(rho, self._n_similar)
+            prior_mean = weights @ model.task_heads
+            similar = np.argsort(-rho, kind="stable")[:3]
+        mean, chol = model.posterior(phi, y, prior_mean)
+        best = int(np.argmin(y))
+        candidates = _Candidates(search_space, self._rng)
+        # half the candidates search locally: around the best trial, and the next four best
+        n_local = self._n_candidates // 2
+        top = np.argsort(y, kind="stable")[:5]
+        candidates.local([support[top[0]].params], n_local // 2)
+        candidates.local([support[i].params for i in top[1:]], n_local - n_local // 2)
+        sources = [config for t in similar for config in data.best_configs[t]]
+        candidates.fixed(sources[: max(self._n_candidates - n_local - 1, 0)])
+        candidates.random(self._n_candidates - len(candidates))
+        x_candidates = np.repeat(x[best : best + 1], len(candidates), axis=0)
+        candidates.encode_into(x_candidates, data.encoder)
+        mu, sd = model.predict(model.features(x_candidates), mean, chol)
+        score = expected_improvement(mu, sd, float(y.min()))
+        return candidates.params(int(np.argmax(score)))
+
+    def _multi_objective(self, study: Study) -> bool:
+        if len(study.directions) == 1:
+            return False
+        if not self._warned_multi_objective:
+            warnings.warn(
+                "MetaLearnedSampler warm-starts single-objective studies only; "
+                "this multi-objective study uses the fallback sampler throughout",
+                stacklevel=3,
+            )
+            self._warned_multi_objective = True
+        return True
+
+
+class _TaskData:
+    """The knowledge base's tasks encoded for the surrogate and the similarity (a pure function of them)."""
+
+    def __init__(self, tasks):
+        self.encoder = SpaceEncoder(t for task in tasks for t in task.completed_trials())
+        self.tasks_x, self.tasks_y, self.best_configs = [], [], []
+        for task in tasks:
+            trials = [t for t in task.completed_trials() if _finite(t.values)]
+            y = normalised_ranks([t.value for t in trials], task.direction)
+            self.tasks_x.append(self.encoder.encode([t.params for t in trials]))
+            self.tasks_y.append(y)
+            self.best_configs.append([trials[i].params for i in np.argsort(y, kind="stable")[:3]])
+        self.surfaces = NearestNeighbourSurfaces(self.tasks_x, self.tasks_y)
+        digest = hashlib.sha256(repr(sorted(self.encoder.numeric.items())).encode())
+        digest.update(repr(sorted((k, sorted(v[1])) for k, v in self.encoder.categorical.items())).encode())
+        for x, y in zip(self.tasks_x, self.tasks_y):
+            digest.update(np.ascontiguousarray(x).tobytes() + b"|" + np.ascontiguousarray(y).tobytes())
+        #: A digest of the encoded knowledge base: the key of the meta-trained surrogate.
+        self.key = digest.hexdigest()
+
+
+def _meta_trained(data: _TaskData, steps: int, seed: int):
+    """The surrogate meta-trained on ``data``, from the cache when this content and seed were seen."""
+    from autometa.hpo.surrogate import meta_train_surrogate
+
+    key = f"{data.key}:{steps}:{seed}"
+    with _CACHE_LOCK:
+        model = _SURROGATE_CACHE.get(key)
+        if model is None:
+            model = meta_train_surrogate(data.tasks_x, data.tasks_y, steps=steps, seed=seed)
+            if len(_SURROGATE_CACHE) >= _SURROGATE_CACHE_SIZE:
+                _SURROGATE_CACHE.pop(next(iter(_SURROGATE_CACHE)))
+            _SURROGATE_CACHE[key] = model
+        return model
+
+
+class _Candidates:
+    """Candidate values of the relative parameters, column by column.
+
+    A numeric column holds values in the distribution's own units; a
+    categorical one the indices of its choices.
+    """
+
+    def __init__(self, search_space: dict[str, BaseDistribution], rng: np.random.RandomState):
+        self.space = search_space
+        self.rng = rng
+        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in search_space}
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def random(self, n: int) -> None:
+        if n <= 0:
+            return
+        for name, distribution in self.space.items():
+            if isinstance(distribution, CategoricalDistribution):
+                self.columns[name].append(self.rng.randint(len(distribution.choices), size=n))
+            else:
+                low, high = _internal_range(distribution)
+                self.columns[name].append(_to_external(self.rng.uniform(low, high, size=n), distribution))
+        self.n += n
+
+    def local(self, configs: Sequence[Mapping[str, Any]], n: int) -> None:
+        """``n`` Gaussian perturbations of ``configs`` (cycled), at three scales of the range."""
+        if n <= 0 or not configs:
+            return
+        base = [configs[i % len(configs)] for i in range(n)]
+        scale = np.array([0.2, 0.05, 0.01])[np.arange(n) % 3]
+        for name, distribution in self.space.items():
+            if isinstance(distribution, CategoricalDistribution):
+                index = np.array([_choice_index(distribution, c.get(name)) for c in base])
+                flip = (index < 0) | (self.rng.uniform(size=n) < 0.2)
+                index[flip] = self.rng.randint(len(distribution.choices), size=int(flip.sum()))
+                self.columns[name].append(index)
+            else:
+                low, high = _internal_range(distribution)
+                centre = np.array([_to_internal(c.get(name), distribution) for c in base])
+                centre = np.where(np.isnan(centre), self.rng.uniform(low, high, size=n), centre)
+                moved = np.clip(centre + self.rng.normal(size=n) * scale * (high - low), low, high)
+                self.columns[name].append(_to_external(moved, distribution))
+        self.n += n
+
+    def fixed(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        """``configs`` as they are, clipped into range; values they lack or that are invalid drawn at random."""
+        if not configs:
+            return
+        n = len(configs)
+        for name, distribution in self.space.items():
+            if isinstance(distribution, CategoricalDistribution):
+                index = np.array([_choice_index(distribution, c.get(name)) for c in configs])
+                missing = index < 0
+                index[missing] = self.rng.randint(len(distribution.choices), size=int(missing.sum()))
+                self.columns[name].append(index)
+            else:
+                low, high = _internal_range(distribution)
+                value = np.array([_to_internal(c.get(name), distribution) for c in configs])
+                value = np.where(np.isnan(value), self.rng.uniform(low, high, size=n), value)
+                self.columns[name].append(_to_external(np.clip(value, low, high), distribution))
+        self.n += n
+
+    def encode_into(self, x: np.ndarray, encoder: SpaceEncoder) -> None:
+        """Overwrite the relative parameters' columns of ``x`` (one row per candidate)."""
+        for name, distribution in self.space.items():
+            values = np.concatenate(self.columns[name])
+            if isinstance(distribution, CategoricalDistribution):
+                column, codes = encoder.categorical[name]
+                offsets = np.array([codes[repr(choice)] for choice in distribution.choices])
+                x[:, column : column + len(codes)] = 0.0
+                x[np.arange(len(values)), column + offsets[values]] = 1.0
+            else:
+                x[:, encoder.numeric[name][0]] = encoder.encode_numeric(name, values)
+
+    def params(self, row: int) -> dict[str, Any]:
+        """Candidate ``row`` as parameter values of the objective's types."""
+        out = {}
+        for name, distribution in self.space.items():
+            value = np.concatenate(self.columns[name])[row]
+            if isinstance(distribution, CategoricalDistribution):
+                out[name] = distribution.choices[int(value)]
+            elif isinstance(distribution, IntDistribution):
+                out[name] = int(value)
+            else:
+                out[name] = float(value)
+        return out
+
+
+def _internal_range(distribution) -> tuple[float, float]:
+    low, high = float(distribution.low), float(distribution.high)
+    if distribution.log:
+        return math.log(low), math.log(high)
+    if isinstance(distribution, IntDistribution) or distribution.step is not None:
+        # widen by half a step so the end points are as likely as the others after rounding
+        step = float(distribution.step)
+        return low - 0.5 * step, high + 0.5 * step
+    return low, high
+
+
+def _to_internal(value, distribution) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    if distribution.log:
+        return math.log(value) if value > 0 else math.nan
+    return value
+
+
+def _to_external(internal: np.ndarray, distribution) -> np.ndarray:
+    low, high = float(distribution.low), float(distribution.high)
+    value = np.exp(internal) if distribution.log else internal
+    step = distribution.step  # None for a continuous float; an int's is 1 on a log scale
+    if step is not None:
+        value = low + np.round((value - low) / step) * step
+    return np.clip(value, low, high)
+
+
+def _choice_index(distribution: CategoricalDistribution, value) -> int:
+    for i, choice in enumerate(distribution.choices):
+        if type(choice) is type(value) and choice == value:
+            return i
+    return -1
+
+
+def _support(completed: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+    """At most ``MAX_SUPPORT`` trials: the best half and the most recent others (a function of the trials)."""
+    if len(completed) <= MAX_SUPPORT:
+        return completed
+    values = np.array([t.values[0] for t in completed])
+    order = np.argsort(values if direction == StudyDirection.MINIMIZE else -values, kind="stable")
+    best = set(order[: MAX_SUPPORT // 2].tolist())
+    recent = [i for i in range(len(completed) - 1, -1, -1) if i not in best][: MAX_SUPPORT - len(best)]
+    return [completed[i] for i in sorted(best | set(recent))]
+
+
+def _completed(study: Study) -> list[FrozenTrial]:
+    """The completed trials with a finite value (single-objective studies)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _finite(t.values)]
+
+
+def _finite(values) -> bool:
+    """Whether a single-objective trial's ``values`` hold a finite value."""
+    return values is not None and math.isfinite(values[0])
+
+
+def _direction(direction: StudyDirection) -> str:
+    return "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
 
 def task_weights(tasks: Sequence, descriptor: Mapping[str, float], n_similar: int) -> np.ndarray:
     """Uniform weights over the ``n_similar`` tasks whose descriptors are nearest to ``descriptor``.
