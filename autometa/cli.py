@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_argument("--seed", type=int, default=0)
     scaling.set_defaults(func=cmd_bench_scaling)
 
+    overhead = bench.add_parser("sampler-overhead", help="seconds per trial: MetaLearnedSampler against TPE")
+    from autometa.benchmarks import sampler_overhead
+
+    sampler_overhead.add_arguments(overhead)
+    overhead.set_defaults(func=sampler_overhead.main)
+
     tabular = bench.add_parser(
         "tabular", help="few-shot on PMLB data vs scikit-learn: 5-way 1/5-shot accuracy on new classes, or "
                         "(--task regression) K-shot MSE on new sinusoids and new groups of PMLB regression data")
