@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     make_runs.add_argument("--seed", type=int, default=0)
     make_runs.set_defaults(func=cmd_fewshot_make_lake_runs)
 
+    from autometa.rl.cli import add_parser as add_rl2_parser
+
+    add_rl2_parser(commands)
+
     bench = commands.add_parser("bench", help="reproducible benchmarks").add_subparsers(
         dest="benchmark", metavar="BENCHMARK", required=True
     )
