@@ -137,6 +137,21 @@ def cmd_bench_omniglot(args) -> None:
         ways=[int(w) for w in _alphabets(args.ways)])
 
 
+HPO_SUITES = ("yahpo", "pmlb")
+
+
+def cmd_hpo_bench(args) -> None:
+    import importlib
+
+    suite = importlib.import_module(f"autometa.benchmarks.hpo_{args.suite}")
+    parser = argparse.ArgumentParser(prog=f"autometa hpo bench --suite {args.suite}", description=suite.__doc__.split("\n\n")[0])
+    suite.add_arguments(parser)
+    if args.help:
+        parser.print_help()
+        return
+    suite.main(parser.parse_args(args.extra))
+
+
 def cmd_bench_scaling(args) -> None:
     from autometa.benchmarks.scaling import run
 
@@ -216,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     from autometa.rl.cli import add_parser as add_rl2_parser
 
     add_rl2_parser(commands)
+
+    hpo = commands.add_parser("hpo", help="hyperparameter-optimisation benchmarks").add_subparsers(
+        dest="hpo", metavar="ACTION", required=True)
+    # each suite owns its options (autometa/benchmarks/hpo_<suite>.py), parsed once the suite is known
+    hpo_bench = hpo.add_parser("bench", add_help=False, help="compare samplers on a benchmark suite",
+                               usage="autometa hpo bench --suite {yahpo,pmlb} [options]  "
+                                     "(see: autometa hpo bench --suite SUITE --help)")
+    hpo_bench.add_argument("--suite", choices=HPO_SUITES, required=True)
+    hpo_bench.add_argument("-h", "--help", action="store_true")
+    hpo_bench.set_defaults(func=cmd_hpo_bench, suite_options=True)
 
     bench = commands.add_parser("bench", help="reproducible benchmarks").add_subparsers(
         dest="benchmark", metavar="BENCHMARK", required=True
@@ -327,7 +352,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "suite_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         args.func(args)
     except (UserError, FileNotFoundError, ValueError) as error:
