@@ -268,10 +268,12 @@ class MetaLearnedSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         entry = None if self._multi_objective(study) else self._choose_warm_start(study, trial)
         # FrozenTrial has no setter; samplers write trial attrs through the storage, as Optuna's do.
-        study._storage.set_trial_user_attr(trial._trial_id, WARM_START_KEY, entry is not None)
+        # The storage writes one attr at a time and other workers wait for WARM_START_KEY
+        # (_trials_after_earlier_choices): it goes last, so that it means "the choice is complete".
         if entry is not None:
-            study._storage.set_trial_user_attr(trial._trial_id, SOURCE_TASK_KEY, entry.task_name)
             study._storage.set_trial_user_attr(trial._trial_id, SOURCE_TRIAL_KEY, entry.trial_number)
+            study._storage.set_trial_user_attr(trial._trial_id, SOURCE_TASK_KEY, entry.task_name)
+        study._storage.set_trial_user_attr(trial._trial_id, WARM_START_KEY, entry is not None)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -288,7 +290,7 @@ class MetaLearnedSampler(BaseSampler):
         tried = {
             (t.user_attrs[SOURCE_TASK_KEY], t.user_attrs[SOURCE_TRIAL_KEY])
             for t in trials
-            if t.number != trial.number and SOURCE_TASK_KEY in t.user_attrs
+            if t.number != trial.number and SOURCE_TASK_KEY in t.user_attrs and SOURCE_TRIAL_KEY in t.user_attrs
         }
         completed = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.values)]
         if len(completed) >= MIN_SIMILARITY_TRIALS and len(self._tasks) > 1:
