@@ -315,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     sampler_overhead.add_arguments(overhead)
     overhead.set_defaults(func=sampler_overhead.main)
 
+    soak = bench.add_parser("soak", help="many workers on one Optuna storage with MetaLearnedSampler: throughput, errors")
+    from autometa.benchmarks import soak as soak_bench
+
+    soak_bench.add_arguments(soak)
+    soak.set_defaults(func=soak_bench.main)
+
     tabular = bench.add_parser(
         "tabular", help="few-shot on PMLB data vs scikit-learn: 5-way 1/5-shot accuracy on new classes, or "
                         "(--task regression) K-shot MSE on new sinusoids and new groups of PMLB regression data")
