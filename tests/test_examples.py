@@ -18,13 +18,19 @@ def _run(script: str, *args: str) -> str:
 
 
 def test_every_example_is_covered_here():
-    covered = {"sklearn_pipeline_grid_search.py", "rl2_bandits.py", "build_knowledge_base.py", "fewshot_omniglot.py"}
+    covered = {"sklearn_pipeline_grid_search.py", "rl2_bandits.py", "build_knowledge_base.py", "fewshot_omniglot.py",
+               "parallel_workers.py"}
     assert {p.name for p in (ROOT / "examples").glob("*.py")} == covered
 
 
 def test_build_knowledge_base_example(tmp_path):
     out = _run("build_knowledge_base.py", "--storage", f"sqlite:///{tmp_path / 'kb.db'}")
     assert out.count("warm start from knn:") == 3 and "best:" in out
+
+
+def test_parallel_workers_example(tmp_path):
+    out = _run("parallel_workers.py", "--storage", f"sqlite:///{tmp_path / 'studies.db'}")
+    assert "8 trials by 2 workers; 4 warm-started, all different: True" in out
 
 
 def test_rl2_bandits_example():
