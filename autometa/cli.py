@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rl2_parser(commands)
 
+    from autometa.hpo.cli import add_kb_parser
+
+    add_kb_parser(commands)
+
     hpo = commands.add_parser("hpo", help="hyperparameter-optimisation benchmarks").add_subparsers(
         dest="hpo", metavar="ACTION", required=True)
     # each suite owns its options (autometa/benchmarks/hpo_<suite>.py), parsed once the suite is known

@@ -458,3 +458,19 @@ def test_two_worker_processes_share_one_sqlite_study(tmp_path):
     pairs = {(t.user_attrs["autometa:source_task"], t.user_attrs["autometa:source_trial"]) for t in warm}
     configs = {tuple(sorted(t.params.items())) for t in warm}
     assert len(pairs) == len(configs) == 4
+
+
+def test_from_pretrained_warm_starts_from_the_shipped_knowledge_base():
+    from sklearn.datasets import load_breast_cancer
+
+    from autometa.hpo import load_pretrained, make_objective
+
+    X, y = load_breast_cancer(return_X_y=True)
+    sampler = MetaLearnedSampler.from_pretrained("logistic_regression", X, y, n_warm_start=2, surrogate=None, seed=0)
+    known = {tuple(sorted(t.params.items())) for task in load_pretrained("logistic_regression") for t in task.trials}
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(make_objective("logistic_regression", X[:200], y[:200], cv=2), n_trials=2)
+    assert all(tuple(sorted(t.params.items())) in known for t in study.trials)
+    assert all(t.user_attrs["autometa:warm_start"] for t in study.trials)
+    with pytest.raises(ValueError, match="logistic_regression"):
+        MetaLearnedSampler.from_pretrained("no_such_space", X, y)

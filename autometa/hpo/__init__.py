@@ -18,6 +18,10 @@ _LAZY = {
     "MetaLearnedSampler": "autometa.hpo.sampler",
     "DeepKernelRegressor": "autometa.hpo.surrogate",
     "response_similarity": "autometa.hpo.similarity",
+    "SEARCH_SPACES": "autometa.hpo.spaces",
+    "make_objective": "autometa.hpo.spaces",
+    "load_pretrained": "autometa.hpo.pretrained",
+    "pretrained_names": "autometa.hpo.pretrained",
 }
 
 __all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector", *_LAZY]

@@ -212,6 +212,30 @@ class MetaLearnedSampler(BaseSampler):
         self._lock = threading.Lock()
         self._warned_multi_objective = False
 
+    @classmethod
+    def from_pretrained(cls, name: str, X, y, **kwargs) -> MetaLearnedSampler:
+        """A sampler warm-started from the knowledge base of search space ``name`` that ships with autometa.
+
+        The knowledge base (:func:`autometa.hpo.pretrained.load_pretrained`) holds TPE studies of
+        the space ``name`` of :data:`autometa.hpo.spaces.SEARCH_SPACES` on PMLB data sets; the new
+        task's descriptor is computed from ``(X, y)``, subsampled as the build did
+        (:func:`autometa.hpo.pretrained.pretrained_descriptor`). Tune that same space, e.g. with
+        ``autometa.hpo.spaces.make_objective(name, X, y)``. ``kwargs`` go to the constructor.
+
+        Examples
+        --------
+        >>> import optuna
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from autometa.hpo import MetaLearnedSampler, make_objective
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> sampler = MetaLearnedSampler.from_pretrained("logistic_regression", X, y, seed=0)
+        >>> study = optuna.create_study(direction="maximize", sampler=sampler)
+        >>> study.optimize(make_objective("logistic_regression", X, y), n_trials=3)  # doctest: +SKIP
+        """
+        from autometa.hpo.pretrained import load_pretrained, pretrained_descriptor
+
+        return cls(load_pretrained(name), descriptor=pretrained_descriptor(name, X, y), **kwargs)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["_lock"]
