@@ -9,11 +9,13 @@ torch) on first use.
 
 import importlib
 
-from autometa.hpo.metafeatures import METAFEATURES, compute_metafeatures, metafeature_vector
-
 # public name -> module that defines it, imported on first access so that
-# ``import autometa.hpo`` does not import Optuna.
+# ``import autometa.hpo`` imports neither Optuna nor scikit-learn (the
+# ``autometa`` command reads autometa.hpo.cli to build its parser).
 _LAZY = {
+    "METAFEATURES": "autometa.hpo.metafeatures",
+    "compute_metafeatures": "autometa.hpo.metafeatures",
+    "metafeature_vector": "autometa.hpo.metafeatures",
     "KnowledgeBase": "autometa.hpo.knowledge_base",
     "MetaLearnedSampler": "autometa.hpo.sampler",
     "DeepKernelRegressor": "autometa.hpo.surrogate",
@@ -24,7 +26,7 @@ _LAZY = {
     "pretrained_names": "autometa.hpo.pretrained",
 }
 
-__all__ = ["METAFEATURES", "compute_metafeatures", "metafeature_vector", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
