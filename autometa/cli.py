@@ -26,7 +26,7 @@ def _omniglot_sources(paths: list[str] | None) -> list[Path]:
 def cmd_demo(args) -> None:
     from autometa.demo import run
 
-    run(seed=args.seed, verbose=not args.quiet and sys.stderr.isatty())
+    run(out=args.out, seed=args.seed, verbose=not args.quiet and sys.stderr.isatty())
 
 
 def cmd_bench_omniglot_load(args) -> None:
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser("demo", help="meta-learning end to end on built-in data (no files, no network)")
+    demo.add_argument("--out", default="autometa-demo", help="folder for the plots (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)

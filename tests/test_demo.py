@@ -1,14 +1,17 @@
-"""End to end: the demo's MAML learns sinusoids far better than training from scratch."""
-
-import pytest
+"""The demo runs end to end (quick sizes): tables for both halves, three plots."""
 
 from autometa import demo
 
 
-@pytest.mark.slow
-def test_demo_maml_beats_training_from_scratch(capsys):
-    result = demo.run(seed=0, meta_steps=1500, n_test_tasks=100, verbose=False)
-    mse = result["mse"]
-    assert mse[10][1] < mse[1][1] < mse[0][1]  # adapting helps, more steps help more
-    assert result["ratio_at_10"] > 3
-    assert "MAML's error is" in capsys.readouterr().out
+def test_demo_prints_its_tables_and_writes_its_plots(tmp_path, capsys):
+    result = demo.run(out=tmp_path, seed=0, quick=True, verbose=False)
+    out = capsys.readouterr().out
+    for heading in ("[1] few-shot classification", "[2] MAML on sinusoids", "[3] tuning HistGradientBoosting"):
+        assert heading in out
+    assert [p.name for p in result["plots"]] == ["fewshot.png", "adaptation.png", "hpo.png"]
+    assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in result["plots"])
+    curves = result["hpo"]["curves"]
+    assert set(curves) == {"TPE", "MetaLearnedSampler.from_pretrained"}
+    assert all(len(c) == 6 and all(a <= b for a, b in zip(c, c[1:])) for c in curves.values())  # best so far
+    sinusoid = result["sinusoid"]["curve"]["MAML"]
+    assert sinusoid[10] < sinusoid[0]  # adapting helps even after a short meta-training
