@@ -245,9 +245,15 @@ def session(device: str | torch.device = "auto", backend: str | None = None,
     resolved = init_from_env(device, backend)
     try:
         yield Session(rank(), world_size(), local_rank(), str(resolved), is_main_process())
-    finally:
+    except BaseException:
         if created and is_initialized():
             dist.destroy_process_group()
+        raise
+    if created and is_initialized():
+        # leave together: a rank that tears its group down while another still
+        # works (rank 0 saving) can abort gloo's threads at exit
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def require_process_group(device: torch.device) -> tuple[int, int]:
