@@ -80,7 +80,7 @@ def meta_train(
         looked up three objects deep: every autometa sampler) and of torch,
         so a resumed run draws the tasks an uninterrupted one would have.
     verbose : bool, default=False
-        Show a progress bar.
+        Show a progress bar (on a terminal; tqdm leaves it out of non-TTY logs).
     distributed : bool, default=False
         Train as one rank of a ``torchrun`` launch: every rank draws the
         whole meta-batch from ``tasks`` (seed it alike on every rank) and
@@ -131,7 +131,7 @@ def meta_train(
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     learner.train()
-    bar = tqdm(total=steps, initial=start, disable=not (verbose and main), desc=type(learner).__name__, unit="step")
+    bar = tqdm(total=steps, initial=start, disable=None if verbose and main else True, desc=type(learner).__name__, unit="step")
     step = start
     while steps is None or step < steps:
         if not distributed:

@@ -188,7 +188,7 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
     generator = torch.Generator(device=device).manual_seed(seed)
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    bar = tqdm(total=iterations, disable=not verbose, desc="RL2", unit="it")
+    bar = tqdm(total=iterations, disable=None if verbose else True, desc="RL2", unit="it")
     iteration = 0
     while iterations is None or iteration < iterations:
         progress = iteration / iterations if iterations is not None else 0.0
