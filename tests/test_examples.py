@@ -19,7 +19,7 @@ def _run(script: str, *args: str) -> str:
 
 def test_every_example_is_covered_here():
     covered = {"sklearn_pipeline_grid_search.py", "rl2_bandits.py", "build_knowledge_base.py", "fewshot_omniglot.py",
-               "parallel_workers.py"}
+               "parallel_workers.py", "warm_started_study.py"}
     assert {p.name for p in (ROOT / "examples").glob("*.py")} == covered
 
 
@@ -31,6 +31,11 @@ def test_build_knowledge_base_example(tmp_path):
 def test_parallel_workers_example(tmp_path):
     out = _run("parallel_workers.py", "--storage", f"sqlite:///{tmp_path / 'studies.db'}")
     assert "8 trials by 2 workers; 4 warm-started, all different: True" in out
+
+
+def test_warm_started_study_example():
+    out = _run("warm_started_study.py")
+    assert "MetaLearnedSampler.from_pretrained" in out and "TPE" in out
 
 
 def test_rl2_bandits_example():
