@@ -695,6 +695,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=None, help="YAHPO data folder (default: $AUTOMETA_DATA/yahpo)")
     parser.add_argument("--no-cache", action="store_true", help="regenerate source studies, write no cache")
     parser.add_argument("--n-jobs", type=int, default=1, help="joblib workers over (task, seed) pairs")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (the table is still printed)")
     parser.add_argument(
         "--out", default=None, help="JSON path; the .md and .png go next to it (default: hpo_yahpo_<scenario>.json)"
     )
@@ -721,6 +722,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         root=args.data_root,
         n_jobs=args.n_jobs,
         cache=not args.no_cache,
+        verbose=not getattr(args, "quiet", False),
     )
     out = Path(args.out if args.out is not None else f"hpo_yahpo_{args.scenario}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
