@@ -159,7 +159,7 @@ def _parser():
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --gamma 2", ValueError, "gamma"),
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --device tpu", ValueError, "--device"),
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --threads 0", ValueError, "--threads"),
-    ("rl2 eval --agent missing.pt", FileNotFoundError, "no agent file"),
+    ("rl2 eval --agent missing.pt", FileNotFoundError, "no RL\\^2 agent file"),
     ("rl2 eval --agent missing.pt --trials 1", ValueError, "--trials"),
 ])
 def test_cli_user_errors(argv, error, match, tmp_path, monkeypatch):

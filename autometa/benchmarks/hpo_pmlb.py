@@ -161,31 +161,6 @@ def meta_surrogate_available() -> bool:
     return "surrogate" in inspect.signature(MetaLearnedSampler).parameters
 
 
-def _ws_cmaes_source_trials(tasks, space_distributions) -> list:
-    import optuna
-    from optuna.distributions import FloatDistribution, IntDistribution
-    from optuna.trial import TrialState
-
-    numeric = {n: d for n, d in space_distributions.items() if isinstance(d, (FloatDistribution, IntDistribution))}
-    trials = []
-    for task in tasks:
-        completed = [t for t in task.completed_trials() if t.value is not None and math.isfinite(t.value)]
-        if not completed:
-            continue
-        values = np.array([t.value for t in completed])
-        spread = values.max() - values.min()
-        scaled = (values - values.min()) / spread if spread > 0 else np.full(len(values), 0.5)
-        if task.direction == "minimize":
-            scaled = 1.0 - scaled
-        for trial, value in zip(completed, scaled):
-            if set(numeric) <= set(trial.params):
-                trials.append(optuna.trial.create_trial(
-                    params={n: trial.params[n] for n in numeric}, distributions=dict(numeric), value=float(value),
-                    state=TrialState.COMPLETE,
-                ))
-    return trials
-
-
 def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, portfolio_size: int, n_similar: int,
                   meta_options: dict | None = None):
     """(sampler, configurations to enqueue)."""
@@ -202,7 +177,9 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
     if name == "ws-cmaes":
         weights = task_weights(sources, descriptor, n_similar)
         similar = [task for task, w in zip(sources, weights) if w > 0]
-        source_trials = _ws_cmaes_source_trials(similar, space.distributions())
+        from autometa.benchmarks.warm_start_trials import rescaled_source_trials
+
+        source_trials = rescaled_source_trials(similar, space.distributions(), direction="maximize")
         return optuna.samplers.CmaEsSampler(seed=seed, source_trials=source_trials,
                                             warn_independent_sampling=False), []
     if name == "portfolio+tpe":
@@ -292,12 +269,31 @@ def summarise(runs: list[dict[str, Any]], samplers: Sequence[str], n_trials: int
     overall: dict[str, Any] = {
         "mean_regret_at": {s: {str(b): float(np.mean([per_dataset[d]["mean_regret"][s][b - 1] for d in datasets]))
                                for b in budgets} for s in samplers},
+        "regret_ci_at": {s: {str(b): _ci_half_width([per_dataset[d]["mean_regret"][s][b - 1] for d in datasets])
+                             for b in budgets} for s in samplers},
     }
+    if "tpe" in samplers and datasets:
+        def final(dataset, sampler):
+            ends = [c[-1] for c in per_dataset[dataset]["best_so_far"][sampler] if not math.isnan(c[-1])]
+            return float(np.mean(ends)) if ends else -math.inf
+
+        # "worse than TPE": a lower mean best score after n_trials (scores are maximised)
+        overall["worse_than_tpe"] = {s: sum(final(d, s) < final(d, "tpe") for d in datasets) for s in samplers}
     if all("trials_to_match_tpe" in per_dataset[d] for d in datasets) and datasets:
         overall["trials_to_match_tpe"] = {
             s: _median([per_dataset[d]["trials_to_match_tpe"][s] for d in datasets]) for s in samplers
         }
     return {"budgets": budgets, "datasets": per_dataset, "overall": overall}
+
+
+def _ci_half_width(values: Sequence[float]) -> float:
+    """Half-width of the 95% t-interval of the mean of ``values`` (NaN for fewer than two)."""
+    values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if len(values) < 2:
+        return math.nan
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _median(values: Sequence[float]) -> float:
@@ -466,11 +462,16 @@ def report(result: dict[str, Any]) -> list[str]:
             match = entry.get("trials_to_match_tpe", {}).get(s, math.nan)
             finals.append(f"{np.mean(ends) if ends else math.nan:.4f}|{_fmt_trials(match, n):>4s}")
         lines.append(f"{dataset[:32]:32s} " + " ".join(f"{f:>14s}" for f in finals))
-    lines += ["", "mean normalised regret (0 = best found by any sampler) at budget"]
-    lines.append(f"{'sampler':16s} " + " ".join(f"{'@' + str(b):>7s}" for b in summary["budgets"]))
+    lines += ["", "mean normalised regret (0 = best found by any sampler) at budget, +- 95% CI over data sets"]
+    lines.append(f"{'sampler':16s} " + " ".join(f"{'@' + str(b):>15s}" for b in summary["budgets"]))
     for s in samplers:
-        at = summary["overall"]["mean_regret_at"][s]
-        lines.append(f"{s:16s} " + " ".join(f"{at[str(b)]:7.3f}" for b in summary["budgets"]))
+        at, ci = summary["overall"]["mean_regret_at"][s], summary["overall"]["regret_ci_at"][s]
+        lines.append(f"{s:16s} " + " ".join(f"{at[str(b)]:7.3f} +- {ci[str(b)]:.3f}" for b in summary["budgets"]))
+    worse = summary["overall"].get("worse_than_tpe")
+    if worse:
+        lines.append("")
+        lines += [f"{s} worse than tpe@{n} on {worse[s]} of {len(summary['datasets'])} data sets"
+                  for s in samplers if s != "tpe"]
     to_match = summary["overall"].get("trials_to_match_tpe")
     if to_match:
         lines.append("")

@@ -79,13 +79,14 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from autometa.benchmarks.machine import describe
+from autometa.benchmarks.warm_start_trials import rescaled_source_trials
 from autometa.data._paths import cache_dir
 from autometa.data.yahpo import YahpoScenario
-from autometa.hpo.knowledge_base import KnowledgeBase, Task, TrialRecord
+from autometa.hpo.knowledge_base import KnowledgeBase, Task
 from autometa.hpo.portfolio import greedy_portfolio
 
 __all__ = ["SAMPLERS", "add_arguments", "main", "run", "source_task", "summarise"]
@@ -188,37 +189,6 @@ def normalised_regret(best_values, bounds: tuple[float, float], clip: bool = Tru
 # --------------------------------------------------------------------------- samplers
 
 
-def _ws_cmaes_source_trials(
-    scenario: YahpoScenario, tasks: Sequence[Task]
-) -> list[optuna.trial.FrozenTrial]:
-    """Every source trial on the numeric parameters, its value rescaled to [0, 1] per task (1 best if maximising)."""
-    numeric = {
-        name: d for name, d in scenario.search_space.items() if isinstance(d, (FloatDistribution, IntDistribution))
-    }
-    trials = []
-    for task in tasks:
-        completed = [t for t in task.completed_trials() if t.value is not None and math.isfinite(t.value)]
-        if not completed:
-            continue
-        values = np.array([t.value for t in completed])
-        spread = values.max() - values.min()
-        scaled = (values - values.min()) / spread if spread > 0 else np.full(len(values), 0.5)
-        for trial, value in zip(completed, scaled):
-            params = {name: trial.params.get(name, _centre(d)) for name, d in numeric.items()}
-            trials.append(
-                optuna.trial.create_trial(
-                    params=params, distributions=dict(numeric), value=float(value), state=TrialState.COMPLETE
-                )
-            )
-    return trials
-
-
-def _centre(distribution: BaseDistribution) -> float | int:
-    low, high = distribution.low, distribution.high
-    centre = math.exp((math.log(low) + math.log(high)) / 2) if distribution.log else (low + high) / 2
-    return int(round(centre)) if isinstance(distribution, IntDistribution) else centre
-
-
 def _make_sampler(
     name: str,
     seed: int,
@@ -238,7 +208,8 @@ def _make_sampler(
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False), [], flat_cma
     if name == "ws-cmaes":
         sampler = optuna.samplers.CmaEsSampler(
-            seed=seed, source_trials=_ws_cmaes_source_trials(scenario, sources), warn_independent_sampling=False
+            seed=seed, source_trials=rescaled_source_trials(sources, scenario.search_space, scenario.direction),
+            warn_independent_sampling=False,
         )
         return sampler, [], flat_cma
     if name == "gp":

@@ -222,24 +222,31 @@ def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
         raise
 
 
-def read_payload(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read an autometa archive safely (no code is unpickled) and check its header."""
+def read_payload(path: str | os.PathLike, map_location="cpu", format: str = FORMAT, version: int = FORMAT_VERSION,
+                 kind: str = "model", how_to_make: str = "") -> dict:
+    """Read an autometa archive safely (no code is unpickled) and check its header.
+
+    ``format`` and ``version`` are the header an archive of this ``kind``
+    ("model", "RL^2 agent") must carry; ``how_to_make`` (e.g. "train one
+    with `autometa rl2 train`") ends the errors for a missing or foreign file.
+    """
     path = Path(path)
+    hint = f"; {how_to_make}" if how_to_make else ""
     if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
+        raise FileNotFoundError(f"no {kind} file at {path}{hint}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise ValueError(
-            f"{path} is not a readable autometa model file (corrupt, truncated, or not "
+            f"{path} is not a readable autometa {kind} file (corrupt, truncated, or not "
             f"written by autometa): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an autometa model file")
-    if payload.get("version") != FORMAT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise ValueError(f"{path} is not an autometa {kind} file{hint}")
+    if payload.get("version") != version:
         raise ValueError(
             f"{path} has format version {payload.get('version')}; this autometa reads "
-            f"version {FORMAT_VERSION}: upgrade autometa or re-train the model"
+            f"version {version}: upgrade autometa or re-train the {kind}"
         )
     return payload
 

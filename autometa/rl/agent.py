@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from autometa.meta.base import atomic_torch_save
+from autometa.meta.base import atomic_torch_save, read_payload
 from autometa.rl._checks import check_positive_int
 from autometa.rl.tasks import tasks_from_spec
 
@@ -171,23 +170,8 @@ class RL2Agent(nn.Module):
 
 
 def _read_agent_payload(path, map_location) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no agent file at {path}; train one with `autometa rl2 train --out {path}`")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(
-            f"{path} is not a readable autometa RL^2 agent file (corrupt, truncated, or not "
-            f"written by autometa): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an autometa RL^2 agent file (train one with `autometa rl2 train`)")
-    if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has format version {payload.get('version')}; this autometa reads "
-            f"version {FORMAT_VERSION}: upgrade autometa or re-train the agent"
-        )
+    payload = read_payload(path, map_location, format=FORMAT, version=FORMAT_VERSION, kind="RL^2 agent",
+                           how_to_make=f"train one with `autometa rl2 train --out {path}`")
     if payload.get("class") != "RL2Agent":
         raise ValueError(f"{path} holds a {payload.get('class')!r}, not an RL2Agent")
     return payload
