@@ -84,7 +84,7 @@ def cmd_fewshot_train(args) -> None:
             dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
             time_budget=args.time_budget, val_alphabets=_alphabets(args.val_alphabets) or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment,
-            verbose=not args.quiet and context.is_main, distributed=args.distributed,
+            verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
         )
         if context.is_main:  # only rank 0 validated, so only its learner is the selected one
             learner.save(args.out)
@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="where to save the model")
     train.add_argument("--n-way", type=int, help="ways per training episode (default: the algorithm's recipe)")
     train.add_argument("--k-shot", type=int, default=1)
+    train.add_argument("--meta-batch", type=int,
+                       help="episodes per meta-step (default: the algorithm's recipe; with --distributed, at least "
+                            "one per process)")
     train.add_argument("--steps", type=int, help="meta-steps (default: until the time budget is spent)")
     train.add_argument("--time-budget", type=float, default=900.0, help="seconds (default: %(default)s)")
     train.add_argument("--exclude-alphabets", help="comma-separated alphabets to leave out entirely (for testing)")

@@ -159,6 +159,7 @@ def train(
     augmentation: bool = True,
     verbose: bool = False,
     distributed: bool = False,
+    meta_batch: int | None = None,
 ) -> tuple[MetaLearner, dict]:
     """Meta-train ``algorithm`` on an :class:`~autometa.data.OmniglotDataset`.
 
@@ -167,6 +168,9 @@ def train(
     alphabet. ``val_alphabets`` (default: the alphabet with the most
     characters, when there are three or more) are held out to pick the best
     checkpoint. Returns the learner and a summary of the run.
+
+    ``meta_batch`` (default: the recipe's) is the number of episodes per
+    meta-step; a distributed run needs at least one per process.
 
     ``distributed=True`` trains as one rank of a ``torchrun`` launch (see
     :mod:`autometa.meta.distributed`): call it on every rank with the same
@@ -201,9 +205,9 @@ def train(
         callbacks.append(Validation(val_sampler, every=every, n_tasks=100))
     start = time.perf_counter()
     optimizer = torch.optim.SGD(learner.parameters(), lr=recipe.lr) if recipe.outer == "sgd" else None
-    history = meta_train(learner, tasks, steps=steps, time_budget=time_budget, meta_batch=recipe.meta_batch,
-                         lr=recipe.lr, optimizer=optimizer, callbacks=callbacks, verbose=verbose,
-                         distributed=distributed)
+    history = meta_train(learner, tasks, steps=steps, time_budget=time_budget,
+                         meta_batch=meta_batch or recipe.meta_batch, lr=recipe.lr, optimizer=optimizer,
+                         callbacks=callbacks, verbose=verbose, distributed=distributed)
     if callbacks:
         callbacks[0].restore_best(learner)
     summary = {

@@ -65,15 +65,16 @@ def test_distributed_outside_torchrun_is_a_user_error(tmp_path, capsys, monkeypa
 
 
 @needs_omniglot
-def test_fewshot_train_distributed_on_two_processes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("algorithm, extra", [("fomaml", []), ("protonet", ["--meta-batch", "2"])])
+def test_fewshot_train_distributed_on_two_processes(tmp_path, monkeypatch, algorithm, extra):
     from autometa.data import load_omniglot
 
     data = [arg for z in ZIPS for arg in ("--data", str(z))]
     monkeypatch.setenv("AUTOMETA_CACHE", str(tmp_path / "cache"))
     load_omniglot(ZIPS, rotations=True)  # the cache, built once here rather than by both ranks at once
-    model = tmp_path / "fomaml.pt"
+    model = tmp_path / f"{algorithm}.pt"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "autometa", "fewshot", "train", "--distributed", *data, "--algorithm", "fomaml",
+               "-m", "autometa", "fewshot", "train", "--distributed", *data, "--algorithm", algorithm, *extra,
                "--n-way", "5", "--steps", "2", "--device", "cpu", "--out", str(model), "--quiet"]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "AUTOMETA_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
