@@ -10,7 +10,7 @@ on first use of the name that needs them.
 
 from __future__ import annotations
 
-import importlib
+from autometa._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -25,13 +25,4 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autometa' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, also=["__version__"])

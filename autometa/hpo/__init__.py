@@ -7,7 +7,7 @@ computed where Optuna is not installed; the other names import Optuna (and
 torch) on first use.
 """
 
-import importlib
+from autometa._lazy import lazy_attributes
 
 # public name -> module that defines it, imported on first access so that
 # ``import autometa.hpo`` imports neither Optuna nor scikit-learn (the
@@ -28,13 +28,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autometa.hpo' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -14,7 +14,7 @@ Example
 True
 """
 
-import importlib
+from autometa._lazy import lazy_attributes
 
 # public name -> module; resolved on first use so that ``import autometa.rl``
 # (and the ``autometa`` command, which reads RL2Config's defaults) imports no
@@ -28,20 +28,6 @@ _LAZY = {
     "make_tasks": "tasks", "tasks_from_spec": "tasks", "BernoulliBanditEnv": "envs", "TabularMDPEnv": "envs",
 }
 
-__all__ = [
-    "BanditBatch", "BernoulliBandits", "BernoulliBanditEnv", "MDPBatch", "PolicyResult", "RL2Agent", "RL2Config",
-    "TabularMDPEnv", "TabularMDPs", "Trials", "bandit_baselines", "bayes_optimal_value", "compare",
-    "evaluate_agent", "gae", "gittins_indices", "make_tasks", "mdp_baselines", "mean_ci", "ppo_update",
-    "rollout", "tasks_from_spec", "train_rl2",
-]
+__all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autometa.rl' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"autometa.rl.{module}"), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _LAZY.items()})
