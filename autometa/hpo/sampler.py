@@ -76,23 +76,38 @@ class MetaLearnedSampler(BaseSampler):
        posterior mean and standard deviation, targets the normalised ranks of
        the study's values): half are Gaussian perturbations of the best trial
        and of the next four (at 20%, 5% and 1% of each range; categorical
-       values resampled with probability 0.2), three are the best trials of
-       each of the three most similar earlier tasks, the rest uniformly
-       random; the best candidate becomes the trial's relative sample.
-       Parameters outside the relative search space keep the best trial's
-       values when candidates are scored.
+       values changed with probability 0.2, to one allowed with the trial's
+       signature), three are the best trials of each of the three most
+       similar earlier tasks, the rest random (the signature of a random
+       completed trial, its values uniform); the best candidate becomes the
+       trial's relative sample. Parameters outside the relative search space
+       keep the best trial's values when candidates are scored.
 
     The surrogate models the parameters the knowledge base saw (numeric ones
     scaled to ``[0, 1]``, log-scale where the knowledge base drew them on one,
-    categorical ones one-hot) that every completed trial of the study shares
-    (Optuna's intersection search space). Everything else goes to
-    ``fallback`` through ``sample_independent``: parameters the knowledge base
-    never saw, conditional parameters missing from some trials, categorical
-    parameters with a choice the knowledge base never tried, and (during the
-    warm start) any parameter the portfolio configuration lacks or whose value
-    lies outside the distribution the objective asks for. With
-    ``surrogate=None``, or before a trial has completed, trials after the warm
-    start are the fallback's (version 1's behaviour).
+    categorical ones one-hot) that some completed trial of the study has,
+    drawn from one distribution in every trial that has them (the union
+    search space; a parameter whose distribution changed is left out, as
+    from Optuna's intersection search space). On a conditional
+    (define-by-run) space a candidate has only the parameters of its
+    *signature*, the relative parameters a configuration has (the branch it
+    took), learned from the study's completed trials: a perturbation keeps
+    its trial's signature and changes a categorical value only to one that a
+    trial of that signature took, or that no trial took yet; a configuration
+    of an earlier task keeps its own parameters. The parameters a candidate
+    lacks are encoded as missing, as in the knowledge base's trials that lack
+    them, so the surrogate scores the configuration the objective will run.
+    Everything else goes to ``fallback`` through ``sample_independent``:
+    parameters the knowledge base never saw, parameters of a branch no
+    completed trial took yet (or that the chosen candidate lacks),
+    categorical parameters with a choice the knowledge base never tried, and
+    (during the warm start) any parameter the portfolio configuration lacks
+    or whose value lies outside the distribution the objective asks for. On
+    a flat space (every completed trial has the same parameters, and so do
+    the earlier tasks' configurations) the union is the intersection and the
+    suggestions are version 2's, bit for bit. With ``surrogate=None``, or
+    before a trial has completed, trials after the warm start are the
+    fallback's (version 1's behaviour).
 
     State lives in the study: every decision is a function of the study's
     trials (``study.get_trials``), the knowledge base and the sampler's
@@ -378,20 +393,26 @@ class MetaLearnedSampler(BaseSampler):
             return self._model
 
     def _surrogate_space(self, study: Study) -> dict[str, BaseDistribution]:
-        """The intersection search space of the completed trials, restricted to what the surrogate models."""
+        """The union search space of the completed trials, restricted to what the surrogate models.
+
+        A parameter counts when every completed trial that has it drew it from
+        one distribution; one whose distribution changed is left out (as from
+        Optuna's intersection search space) and goes to the fallback.
+        """
         completed = _completed(study)
         if not completed:
             return {}
         encoder = self._task_data().encoder
-        names = completed[-1].distributions.keys()
+        distributions: dict[str, BaseDistribution | None] = {}
         for t in completed:
-            names = names & t.distributions.keys()
-        space = {}
-        for name in sorted(names):
-            distribution = completed[-1].distributions[name]
-            if not distribution.single() and encoder.knows(name, distribution):
-                space[name] = distribution
-        return space
+            for name, distribution in t.distributions.items():
+                if distributions.setdefault(name, distribution) != distribution:
+                    distributions[name] = None
+        return {
+            name: distribution
+            for name, distribution in sorted(distributions.items())
+            if distribution is not None and not distribution.single() and encoder.knows(name, distribution)
+        }
 
     def _suggest(
         self, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution], direction: StudyDirection
@@ -411,7 +432,7 @@ class MetaLearnedSampler(BaseSampler):
             similar = np.argsort(-rho, kind="stable")[:3]
         mean, chol = model.posterior(phi, y, prior_mean)
         best = int(np.argmin(y))
-        candidates = _Candidates(search_space, self._rng)
+        candidates = _Candidates(search_space, _Signatures(completed, search_space), self._rng)
         # half the candidates search locally: around the best trial, and the next four best
         n_local = self._n_candidates // 2
         top = np.argsort(y, kind="stable")[:5]
@@ -475,15 +496,61 @@ def _meta_trained(data: _TaskData, steps: int, seed: int):
         return model
 
 
+class _Signatures:
+    """Which relative parameters a configuration has, learned from the study's completed trials.
+
+    A configuration's *signature* is the set of relative parameters it has:
+    on a conditional (define-by-run) space, the branch it took. A categorical
+    value is *allowed* with a signature when a completed trial of that
+    signature took it, or when no completed trial took it (nothing says it
+    leads to another branch). On a flat space every trial has the one
+    signature and every value is allowed with it.
+    """
+
+    def __init__(self, completed: Sequence[FrozenTrial], search_space: dict[str, BaseDistribution]):
+        self.space = search_space
+        #: The completed trials' signatures, in trial order.
+        self.of_trials = [_signature(t.params, search_space) for t in completed]
+        #: The distinct signatures, in order of first occurrence.
+        self.distinct = list(dict.fromkeys(self.of_trials))
+        self._taken: dict[tuple[frozenset, str], set[int]] = {}
+        for signature, t in zip(self.of_trials, completed):
+            for name in signature:
+                if isinstance(search_space[name], CategoricalDistribution):
+                    index = _choice_index(search_space[name], t.params[name])
+                    if index >= 0:
+                        self._taken.setdefault((signature, name), set()).add(index)
+
+    def allowed(self, signature: frozenset, name: str) -> np.ndarray:
+        """The indices of the categorical ``name``'s choices allowed with ``signature`` (all, if none is)."""
+        here = self._taken.get((signature, name), set())
+        anywhere = set().union(*(taken for (_, other), taken in self._taken.items() if other == name))
+        n_choices = len(self.space[name].choices)
+        allowed = [i for i in range(n_choices) if i in here or i not in anywhere]
+        return np.array(allowed) if allowed else np.arange(n_choices)
+
+    def draw(self, n: int, rng: np.random.RandomState) -> list[frozenset]:
+        """``n`` signatures of completed trials drawn at random (so in proportion to their frequency)."""
+        if len(self.distinct) == 1:  # no draw: a flat space consumes the random state as before
+            return self.distinct * n
+        return [self.of_trials[i] for i in rng.randint(len(self.of_trials), size=n)]
+
+
 class _Candidates:
     """Candidate values of the relative parameters, column by column.
 
-    A numeric column holds values in the distribution's own units; a
-    categorical one the indices of its choices.
+    A numeric column holds values in the distribution's own units (NaN
+    where a candidate lacks the parameter); a categorical one the indices
+    of its choices (-1 where it lacks it). Every candidate has the
+    parameters of its signature (:class:`_Signatures`) and no others: the
+    signature of the configuration it perturbs or copies, or, for a random
+    one, of a random completed trial.
     """
 
-    def __init__(self, search_space: dict[str, BaseDistribution], rng: np.random.RandomState):
+    def __init__(self, search_space: dict[str, BaseDistribution], signatures: _Signatures,
+                 rng: np.random.RandomState):
         self.space = search_space
+        self.signatures = signatures
         self.rng = rng
         self.columns: dict[str, list[np.ndarray]] = {name: [] for name in search_space}
         self.n = 0
@@ -492,78 +559,109 @@ class _Candidates:
         return self.n
 
     def random(self, n: int) -> None:
+        """``n`` configurations of random signatures, their values uniform (categorical ones among the allowed)."""
         if n <= 0:
             return
+        signatures = self.signatures.draw(n, self.rng)
         for name, distribution in self.space.items():
+            active = np.array([name in signature for signature in signatures])
             if isinstance(distribution, CategoricalDistribution):
-                self.columns[name].append(self.rng.randint(len(distribution.choices), size=n))
+                self.columns[name].append(self._choose(name, signatures, active))
             else:
                 low, high = _internal_range(distribution)
-                self.columns[name].append(_to_external(self.rng.uniform(low, high, size=n), distribution))
+                value = _to_external(self.rng.uniform(low, high, size=n), distribution)
+                self.columns[name].append(np.where(active, value, np.nan))
         self.n += n
 
     def local(self, configs: Sequence[Mapping[str, Any]], n: int) -> None:
-        """``n`` Gaussian perturbations of ``configs`` (cycled), at three scales of the range."""
+        """``n`` Gaussian perturbations of ``configs`` (cycled), at three scales of the range.
+
+        A perturbation keeps its configuration's signature; a categorical value
+        changes (with probability 0.2) to one allowed with that signature.
+        """
         if n <= 0 or not configs:
             return
         base = [configs[i % len(configs)] for i in range(n)]
+        signatures = [_signature(c, self.space) for c in base]
         scale = np.array([0.2, 0.05, 0.01])[np.arange(n) % 3]
         for name, distribution in self.space.items():
+            active = np.array([name in signature for signature in signatures])
             if isinstance(distribution, CategoricalDistribution):
                 index = np.array([_choice_index(distribution, c.get(name)) for c in base])
-                flip = (index < 0) | (self.rng.uniform(size=n) < 0.2)
-                index[flip] = self.rng.randint(len(distribution.choices), size=int(flip.sum()))
-                self.columns[name].append(index)
+                # a value outside the choices: the trial's distribution changed since the space was inferred
+                flip = active & ((index < 0) | (self.rng.uniform(size=n) < 0.2))
+                self.columns[name].append(np.where(flip, self._choose(name, signatures, flip), index))
             else:
                 low, high = _internal_range(distribution)
                 centre = np.array([_to_internal(c.get(name), distribution) for c in base])
                 centre = np.where(np.isnan(centre), self.rng.uniform(low, high, size=n), centre)
                 moved = np.clip(centre + self.rng.normal(size=n) * scale * (high - low), low, high)
-                self.columns[name].append(_to_external(moved, distribution))
+                self.columns[name].append(np.where(active, _to_external(moved, distribution), np.nan))
         self.n += n
 
     def fixed(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        """``configs`` as they are, clipped into range; values they lack or that are invalid drawn at random."""
+        """``configs`` as they are, clipped into range; invalid values drawn at random.
+
+        Each keeps its own parameters, even with a signature no completed trial
+        has: it is a configuration the objective produced on an earlier task,
+        so it can produce it here, and it may be the branch to try next.
+        """
         if not configs:
             return
         n = len(configs)
         for name, distribution in self.space.items():
+            active = np.array([name in c for c in configs])
             if isinstance(distribution, CategoricalDistribution):
                 index = np.array([_choice_index(distribution, c.get(name)) for c in configs])
-                missing = index < 0
-                index[missing] = self.rng.randint(len(distribution.choices), size=int(missing.sum()))
+                invalid = active & (index < 0)
+                index[invalid] = self.rng.randint(len(distribution.choices), size=int(invalid.sum()))
                 self.columns[name].append(index)
             else:
                 low, high = _internal_range(distribution)
                 value = np.array([_to_internal(c.get(name), distribution) for c in configs])
                 value = np.where(np.isnan(value), self.rng.uniform(low, high, size=n), value)
-                self.columns[name].append(_to_external(np.clip(value, low, high), distribution))
+                value = _to_external(np.clip(value, low, high), distribution)
+                self.columns[name].append(np.where(active, value, np.nan))
         self.n += n
 
+    def _choose(self, name: str, signatures: Sequence[frozenset], rows: np.ndarray) -> np.ndarray:
+        """Random choice indices of ``name`` at ``rows``, each allowed with its row's signature; -1 elsewhere."""
+        index = np.full(len(signatures), -1)
+        for signature in dict.fromkeys(s for s, row in zip(signatures, rows) if row):
+            at = rows & np.array([s == signature for s in signatures])
+            allowed = self.signatures.allowed(signature, name)
+            index[at] = allowed[self.rng.randint(len(allowed), size=int(at.sum()))]
+        return index
+
     def encode_into(self, x: np.ndarray, encoder: SpaceEncoder) -> None:
-        """Overwrite the relative parameters' columns of ``x`` (one row per candidate)."""
+        """Overwrite the relative parameters' columns of ``x`` (one row per candidate); absent ones as missing."""
         for name, distribution in self.space.items():
             values = np.concatenate(self.columns[name])
             if isinstance(distribution, CategoricalDistribution):
                 column, codes = encoder.categorical[name]
                 offsets = np.array([codes[repr(choice)] for choice in distribution.choices])
                 x[:, column : column + len(codes)] = 0.0
-                x[np.arange(len(values)), column + offsets[values]] = 1.0
+                rows = np.flatnonzero(values >= 0)
+                x[rows, column + offsets[values[rows]]] = 1.0
             else:
                 x[:, encoder.numeric[name][0]] = encoder.encode_numeric(name, values)
 
     def params(self, row: int) -> dict[str, Any]:
-        """Candidate ``row`` as parameter values of the objective's types."""
+        """Candidate ``row``'s parameters, as values of the objective's types."""
         out = {}
         for name, distribution in self.space.items():
             value = np.concatenate(self.columns[name])[row]
             if isinstance(distribution, CategoricalDistribution):
-                out[name] = distribution.choices[int(value)]
-            elif isinstance(distribution, IntDistribution):
-                out[name] = int(value)
-            else:
-                out[name] = float(value)
+                if value >= 0:
+                    out[name] = distribution.choices[int(value)]
+            elif not np.isnan(value):
+                out[name] = int(value) if isinstance(distribution, IntDistribution) else float(value)
         return out
+
+
+def _signature(config: Mapping[str, Any], search_space: Mapping[str, BaseDistribution]) -> frozenset:
+    """The relative parameters ``config`` has."""
+    return frozenset(name for name in config if name in search_space)
 
 
 def _internal_range(distribution) -> tuple[float, float]:
