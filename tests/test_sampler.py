@@ -411,6 +411,43 @@ def test_invalid_arguments_are_rejected_with_clear_errors():
         MetaLearnedSampler(kb, meta_train_steps=-1)
     with pytest.raises(ValueError, match="n_warm_start"):
         MetaLearnedSampler(kb, n_warm_start=-1)
+    for patience in (0, 2.5, "10"):
+        with pytest.raises(ValueError, match="patience must be a positive int or None"):
+            MetaLearnedSampler(kb, patience=patience)
+
+
+class _Recording(optuna.samplers.RandomSampler):
+    """A fallback that records the trials it sampled a parameter for."""
+
+    def __init__(self, seed):
+        super().__init__(seed=seed)
+        self.trials = set()
+
+    def sample_independent(self, study, trial, name, distribution):
+        self.trials.add(trial.number)
+        return super().sample_independent(study, trial, name, distribution)
+
+
+@pytest.mark.parametrize("improving", [False, True])
+def test_a_stalled_surrogate_hands_trials_to_the_fallback_until_the_best_improves(improving):
+    fallback = _Recording(seed=0)
+    sampler = MetaLearnedSampler(family_kb(), n_warm_start=2, fallback=fallback, patience=3, meta_train_steps=20,
+                                 seed=0)
+    study = optuna.create_study(sampler=sampler)
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        return -trial.number - x if improving else 1.0  # stalled: every trial ties the first
+
+    study.optimize(objective, n_trials=9)
+    # the surrogate proposes while at most 2 + 3 trials have completed (trials 2 to 5); then trial 0's best is stale
+    assert fallback.trials & set(range(2, 9)) == (set() if improving else {6, 7, 8})
+    # a trial that improves on the best gives the search back to the surrogate
+    if not improving:
+        study.enqueue_trial({"x": 0.5})
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1) - 1.0, n_trials=1)
+        fallback.trials.clear()
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+        assert fallback.trials == set()
 
 
 _WORKER = """

@@ -184,7 +184,9 @@ def flat_run(name, n_trials=30):
         study = optuna.create_study(study_name=f"{name}{i}", sampler=optuna.samplers.RandomSampler(seed=i))
         study.optimize(family(*args), n_trials=20)
         studies.append(study)
-    sampler = MetaLearnedSampler(KnowledgeBase.from_studies(studies), n_warm_start=3, meta_train_steps=20, seed=1)
+    # patience=None: version 2 had no stall rule; this compares the surrogate's search alone
+    sampler = MetaLearnedSampler(KnowledgeBase.from_studies(studies), n_warm_start=3, meta_train_steps=20, seed=1,
+                                 patience=None)
     study = optuna.create_study(sampler=sampler)
     study.optimize(family(*target), n_trials=n_trials)
     return [t.params for t in study.trials], int(sampler._rng.randint(2**31))

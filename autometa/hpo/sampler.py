@@ -62,7 +62,8 @@ class MetaLearnedSampler(BaseSampler):
        greedy portfolio continues from the configurations already tried.
        Configurations already tried by any trial of the study are never
        repeated.
-    2. **Model-based search** (every later trial; ``surrogate="meta"``). A
+    2. **Model-based search** (later trials; ``surrogate="meta"``; the
+       fallback's while the best trial is more than ``patience`` trials old). A
        few-shot regressor (:class:`autometa.hpo.surrogate.DeepKernelRegressor`:
        Bayesian linear regression on MLP features, ALPaCA / ABLR),
        meta-trained on the knowledge base's tasks (configuration ->
@@ -150,6 +151,13 @@ class MetaLearnedSampler(BaseSampler):
         Configurations scored per model-based trial.
     meta_train_steps : int, default=300
         Meta-training steps of the surrogate (16 tasks each).
+    patience : int or None, default=20
+        After the warm start, a trial goes to ``fallback`` while the study's
+        best value is older than its last ``patience`` completed trials: the
+        surrogate has stopped finding improvements (it models the coarse
+        shape that earlier tasks share better than fine local detail), and
+        the fallback refines. The surrogate resumes as soon as a trial
+        improves on the best. None: the surrogate throughout.
 
     Attributes
     ----------
@@ -192,6 +200,7 @@ class MetaLearnedSampler(BaseSampler):
         surrogate: str | None = "meta",
         n_candidates: int = 256,
         meta_train_steps: int = 300,
+        patience: int | None = 20,
     ) -> None:
         if not isinstance(n_warm_start, int) or n_warm_start < 0:
             raise ValueError(f"n_warm_start must be a non-negative int, got {n_warm_start!r}")
@@ -203,6 +212,8 @@ class MetaLearnedSampler(BaseSampler):
             raise ValueError(f"n_candidates must be a positive int, got {n_candidates!r}")
         if not isinstance(meta_train_steps, int) or meta_train_steps < 1:
             raise ValueError(f"meta_train_steps must be a positive int, got {meta_train_steps!r}")
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be a positive int or None, got {patience!r}")
         self._fallback = fallback if fallback is not None else optuna.samplers.TPESampler(seed=seed)
         self._seed = seed
         self._rng = np.random.RandomState(seed)
@@ -210,6 +221,7 @@ class MetaLearnedSampler(BaseSampler):
         self._n_similar = n_similar
         self._n_candidates = n_candidates
         self._meta_train_steps = meta_train_steps
+        self._patience = patience
         self._tasks = [
             task
             for task in knowledge_base
@@ -274,7 +286,7 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.infer_relative_search_space(study, trial)
         if trial.number < len(self._entries):
             return {}
-        space = self._surrogate_space(study) if self._surrogate_kind is not None else {}
+        space = self._surrogate_space(study) if self._uses_surrogate(study) else {}
         return space or self._fallback.infer_relative_search_space(study, trial)
 
     def sample_relative(
@@ -284,7 +296,7 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.sample_relative(study, trial, search_space)
         if trial.number < len(self._entries) or not search_space:
             return {}
-        data = self._task_data() if self._surrogate_kind is not None else None
+        data = self._task_data() if self._uses_surrogate(study) else None
         completed = _completed(study)
         if data is None or not completed or not all(data.encoder.knows(n, d) for n, d in search_space.items()):
             return self._fallback.sample_relative(study, trial, search_space)
@@ -391,6 +403,19 @@ class MetaLearnedSampler(BaseSampler):
             if self._model is None:
                 self._model = _meta_trained(data, self._meta_train_steps, 0 if self._seed is None else self._seed)
             return self._model
+
+    def _uses_surrogate(self, study: Study) -> bool:
+        """Whether the surrogate proposes the next model-based trial: it is on and has not stalled."""
+        if self._surrogate_kind is None:
+            return False
+        if self._patience is None:
+            return True
+        completed = _completed(study)
+        if len(completed) <= len(self._entries) + self._patience:
+            return True
+        values = np.array([t.values[0] for t in completed])
+        best = int(np.argmin(values if study.direction == StudyDirection.MINIMIZE else -values))
+        return len(completed) - 1 - best < self._patience
 
     def _surrogate_space(self, study: Study) -> dict[str, BaseDistribution]:
         """The union search space of the completed trials, restricted to what the surrogate models.
