@@ -67,9 +67,8 @@ class Intersection(MetaLearnedSampler):
     On it every trial has one signature, so the candidates, and the study, are version 2's, bit for bit.
     """
 
-    def _surrogate_space(self, study):
-        completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        return {n: d for n, d in super()._surrogate_space(study).items() if all(n in t.params for t in completed)}
+    def _surrogate_space(self, completed):
+        return {n: d for n, d in super()._surrogate_space(completed).items() if all(n in t.params for t in completed)}
 
 
 def test_model_based_trials_take_every_known_parameter_from_the_surrogate():

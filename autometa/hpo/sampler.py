@@ -286,7 +286,8 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.infer_relative_search_space(study, trial)
         if trial.number < len(self._entries):
             return {}
-        space = self._surrogate_space(study) if self._uses_surrogate(study) else {}
+        completed = _completed(study)
+        space = self._surrogate_space(completed) if self._uses_surrogate(completed, study.direction) else {}
         return space or self._fallback.infer_relative_search_space(study, trial)
 
     def sample_relative(
@@ -296,8 +297,8 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.sample_relative(study, trial, search_space)
         if trial.number < len(self._entries) or not search_space:
             return {}
-        data = self._task_data() if self._uses_surrogate(study) else None
         completed = _completed(study)
+        data = self._task_data() if self._uses_surrogate(completed, study.direction) else None
         if data is None or not completed or not all(data.encoder.knows(n, d) for n, d in search_space.items()):
             return self._fallback.sample_relative(study, trial, search_space)
         with one_blas_thread():
@@ -404,27 +405,25 @@ class MetaLearnedSampler(BaseSampler):
                 self._model = _meta_trained(data, self._meta_train_steps, 0 if self._seed is None else self._seed)
             return self._model
 
-    def _uses_surrogate(self, study: Study) -> bool:
+    def _uses_surrogate(self, completed: list[FrozenTrial], direction: StudyDirection) -> bool:
         """Whether the surrogate proposes the next model-based trial: it is on and has not stalled."""
         if self._surrogate_kind is None:
             return False
         if self._patience is None:
             return True
-        completed = _completed(study)
         if len(completed) <= len(self._entries) + self._patience:
             return True
         values = np.array([t.values[0] for t in completed])
-        best = int(np.argmin(values if study.direction == StudyDirection.MINIMIZE else -values))
+        best = int(np.argmin(values if direction == StudyDirection.MINIMIZE else -values))
         return len(completed) - 1 - best < self._patience
 
-    def _surrogate_space(self, study: Study) -> dict[str, BaseDistribution]:
-        """The union search space of the completed trials, restricted to what the surrogate models.
+    def _surrogate_space(self, completed: list[FrozenTrial]) -> dict[str, BaseDistribution]:
+        """The union search space of the ``completed`` trials, restricted to what the surrogate models.
 
         A parameter counts when every completed trial that has it drew it from
         one distribution; one whose distribution changed is left out (as from
         Optuna's intersection search space) and goes to the fallback.
         """
-        completed = _completed(study)
         if not completed:
             return {}
         encoder = self._task_data().encoder
