@@ -30,6 +30,14 @@ class TinyEmbedding(nn.Module):
         return torch.relu(self.norm(self.linear(x)))
 
 
+def small_blobs(seed=0):
+    """12 classes of 6 points in 6 dimensions, class means 0.3 apart: a few-shot source for quick training runs."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(12), 6)
+    X = rng.normal(size=(len(y), 6)).astype(np.float32) + y[:, None] * 0.3
+    return X, y
+
+
 def blobs(n_classes=100, per_class=20, n_features=20, n_relevant=4, seed=0):
     """Gaussian classes whose means differ in a random 4-d subspace of 20-d inputs.
 

@@ -19,7 +19,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import torch
@@ -27,17 +26,12 @@ import torch
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, meta_train
 from autometa.tasks import EpisodeSampler, SinusoidTasks
 
+from helpers import small_blobs
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ALGORITHMS = ["maml-loop", "maml-vmap", "maml-batched", "fomaml", "reptile", "protonet", "matching"]
 STEPS = 3
-
-
-def _blobs(seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(12), 6)
-    X = rng.normal(size=(len(y), 6)).astype(np.float32) + y[:, None] * 0.3
-    return X, y
 
 
 def train(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -56,7 +50,7 @@ def train(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     else:
         learner = MatchingNet(embedding, fce=True, embedding_dim=8)
     if name in ("protonet", "matching"):
-        tasks = EpisodeSampler(*_blobs(), n_way=3, k_shot=2, n_query=2, random_state=seed)
+        tasks = EpisodeSampler(*small_blobs(), n_way=3, k_shot=2, n_query=2, random_state=seed)
     else:
         tasks = SinusoidTasks(k_shot=5, n_query=5, random_state=seed)
     meta_train(learner, tasks, steps=STEPS, meta_batch=4, lr=0.01)

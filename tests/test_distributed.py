@@ -13,23 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, distributed, meta_train
 from autometa.tasks import EpisodeSampler, SinusoidTasks
 
+from helpers import small_blobs
+
 STEPS = 5
 META_BATCH = 5  # two ranks take 3 and 2 tasks: checks the weighting of uneven shares
 RANKS = 2
-
-
-def _blobs(seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(12), 6)
-    X = rng.normal(size=(len(y), 6)).astype(np.float32) + y[:, None] * 0.3
-    return X, y
 
 
 def _setup(name: str, seed: int = 0):
@@ -51,7 +45,7 @@ def _setup(name: str, seed: int = 0):
             learner = ProtoNet({**embedding, "norm": True})
         else:
             learner = MatchingNet(embedding, fce=True, embedding_dim=8)
-        tasks, lr = EpisodeSampler(*_blobs(), n_way=3, k_shot=2, n_query=2, random_state=seed), 0.1
+        tasks, lr = EpisodeSampler(*small_blobs(), n_way=3, k_shot=2, n_query=2, random_state=seed), 0.1
     return learner, tasks, torch.optim.SGD(learner.parameters(), lr=lr)
 
 
