@@ -1,6 +1,6 @@
 """``python -m autometa`` runs the ``autometa`` command."""
 import sys
 
-from autometa.cli import main
+from autometa.apps.cli import main
 
 sys.exit(main())

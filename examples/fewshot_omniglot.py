@@ -5,7 +5,7 @@ Run: python examples/fewshot_omniglot.py --data images_background_small1.zip --d
 
 import argparse
 
-from autometa import fewshot
+from autometa.apps import omniglot_recipe as fewshot
 from autometa.data import load_omniglot
 from autometa.tasks import EpisodeSampler
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autometa.cli import main
+from autometa.apps.cli import main
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
 ZIPS = sorted(SHARED.glob("images_background_small*.zip"))

@@ -1,6 +1,6 @@
 """The demo runs end to end (quick sizes): tables for both halves, three plots."""
 
-from autometa import demo
+from autometa.apps import demo
 
 
 def test_demo_prints_its_tables_and_writes_its_plots(tmp_path, capsys):

@@ -254,7 +254,7 @@ def test_split_classes_refuses_an_empty_side_and_bad_input():
 
 
 def test_benchmark_runs_and_reports(capsys):
-    from autometa.benchmarks.episode_sampling import omniglot_like, run
+    from benchmarks.episode_sampling import omniglot_like, run
 
     pool = omniglot_like(n_classes=20, n_per_class=4, n_groups=2)
     result = run(*pool, n_way=5, k_shot=1, n_query=2, n_episodes=20, meta_batch=8, repeats=2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from autometa import fewshot
+from autometa.apps import omniglot_recipe as fewshot
 from autometa.data import OmniglotDataset
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile
 from autometa.tasks import EpisodeSampler

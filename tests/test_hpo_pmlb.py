@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autometa.benchmarks.hpo_pmlb import best_so_far, family, near_duplicates, run, summarise
+from benchmarks.hpo_pmlb import best_so_far, family, near_duplicates, run, summarise
 
 pytest.importorskip("pmlb", reason="the benchmark reads PMLB's cache layout through the pmlb package")
 

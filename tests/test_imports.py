@@ -27,7 +27,7 @@ class NoOptuna:
         if name == "optuna" or name.startswith("optuna."):
             raise ImportError("optuna is not installed here")
 sys.meta_path.insert(0, NoOptuna())
-import autometa.meta, autometa.data, autometa.tasks, autometa.nn, autometa.fewshot
+import autometa.meta, autometa.data, autometa.tasks, autometa.nn, autometa.apps.omniglot_recipe
 print("ok")
 """
     result = _run(code)

@@ -8,7 +8,7 @@ import torch
 
 from autometa.rl import (BernoulliBandits, RL2Agent, RL2Config, TabularMDPs, evaluate_agent, gae, ppo_update,
                          rollout, train_rl2)
-from autometa.rl.cli import add_parser
+from autometa.apps.cli.rl2 import add_parser
 
 
 def _agent(tasks=None, **kwargs):

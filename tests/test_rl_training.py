@@ -7,7 +7,7 @@ import torch
 
 from autometa.rl import BernoulliBandits, RL2Config, TabularMDPs, evaluate_agent, train_rl2
 from autometa.rl.baselines import reward_table, simulate, thompson_policy, ucb1_policy
-from autometa.rl.cli import add_parser
+from autometa.apps.cli.rl2 import add_parser
 
 
 def test_rl2_beats_thompson_sampling_and_ucb1_on_5_armed_bandits():

@@ -116,6 +116,6 @@ def test_prepare_features_types():
 
 
 def test_cli_lists_the_same_space_names():
-    from autometa.hpo.cli import SPACE_NAMES
+    from autometa.apps.cli.kb import SPACE_NAMES
 
     assert tuple(SEARCH_SPACES) == SPACE_NAMES

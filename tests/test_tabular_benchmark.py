@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autometa.benchmarks import tabular
-from autometa.cli import main
+from benchmarks import tabular
+from autometa.apps.cli import main
 from autometa.data._paths import data_root
 
 pytest.importorskip("pmlb", reason="pmlb is an optional extra: pip install 'autometa[pmlb]'")

@@ -1,7 +1,7 @@
 """YAHPO Gym surrogates (autometa.data.yahpo) and the transfer-HPO benchmark on them.
 
 The reference outputs in tests/data/yahpo_reference/ were computed with
-yahpo-gym 1.0.1 itself (autometa/benchmarks/yahpo_reference.py, whose
+yahpo-gym 1.0.1 itself (benchmarks/yahpo_reference.py, whose
 docstring gives the exact commands).
 """
 
@@ -215,7 +215,7 @@ def test_missing_data_root_names_the_variable(monkeypatch, tmp_path):
 
 
 def test_sign_test_and_ranks():
-    from autometa.benchmarks.hpo_yahpo import _rank, sign_test
+    from benchmarks.hpo_yahpo import _rank, sign_test
 
     assert sign_test(0, 5) == pytest.approx(2 / 32)
     assert sign_test(3, 3) == 1.0
@@ -229,7 +229,7 @@ def test_sign_test_and_ranks():
 
 @needs_yahpo
 def test_bench_end_to_end(tmp_path, monkeypatch, capsys):
-    from autometa.benchmarks import hpo_yahpo
+    from benchmarks import hpo_yahpo
 
     monkeypatch.setenv("AUTOMETA_CACHE", str(tmp_path / "cache"))
     parser = hpo_yahpo.add_arguments(argparse.ArgumentParser())
@@ -289,7 +289,7 @@ def test_bench_end_to_end(tmp_path, monkeypatch, capsys):
 
 @needs_yahpo
 def test_meta_variant_is_guarded(tmp_path, monkeypatch):
-    from autometa.benchmarks import hpo_yahpo
+    from benchmarks import hpo_yahpo
 
     # as if MetaLearnedSampler had no surrogate= argument (autometa before the meta-learned surrogate)
     monkeypatch.setattr(hpo_yahpo, "meta_surrogate_available", lambda: False)
@@ -301,7 +301,7 @@ def test_meta_variant_is_guarded(tmp_path, monkeypatch):
 
 @needs_yahpo
 def test_bench_rejects_bad_input():
-    from autometa.benchmarks import hpo_yahpo
+    from benchmarks import hpo_yahpo
 
     with pytest.raises(ValueError, match="unknown samplers"):
         hpo_yahpo.run("lcbench", tasks=["3945"], samplers=["smac"], verbose=False)

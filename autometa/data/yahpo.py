@@ -20,7 +20,7 @@ columns go where is not in the data folder but in yahpo-gym's source
 (``yahpo_gym/benchmarks/*.py``); :data:`SCENARIOS` copies it for the
 scenarios shipped in autometa's shared data. ``tests/test_yahpo.py`` checks
 the outputs against yahpo-gym's own on random configurations
-(``autometa/benchmarks/yahpo_reference.py`` made the reference).
+(``benchmarks/yahpo_reference.py`` made the reference).
 
 Where the data live: ``root`` when given, else ``yahpo/`` under
 :func:`autometa.data._paths.data_root` (``$AUTOMETA_DATA``, or

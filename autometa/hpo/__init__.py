@@ -11,7 +11,7 @@ from autometa._lazy import lazy_attributes
 
 # public name -> module that defines it, imported on first access so that
 # ``import autometa.hpo`` imports neither Optuna nor scikit-learn (the
-# ``autometa`` command reads autometa.hpo.cli to build its parser).
+# ``autometa`` command imports it to build its parser).
 _LAZY = {
     "METAFEATURES": "autometa.hpo.metafeatures",
     "compute_metafeatures": "autometa.hpo.metafeatures",

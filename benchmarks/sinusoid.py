@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 from autometa.meta import MAML, meta_train
 from autometa.tasks import SinusoidTasks
 

@@ -1,6 +1,6 @@
 """The ``autometa kb`` command: build knowledge bases from PMLB data and export them.
 
-``autometa/cli.py`` calls :func:`add_kb_parser` with its subparsers. Every
+``autometa/apps/cli/__init__.py`` calls :func:`add_kb_parser` with its subparsers. Every
 handler imports its module on call, so ``autometa --help`` stays fast.
 """
 
@@ -108,7 +108,7 @@ def add_kb_parser(commands) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m autometa.hpo.cli kb build ...``: the ``kb`` command on its own."""
+    """``python -m autometa.apps.cli.kb kb build ...``: the ``kb`` command on its own."""
     parser = argparse.ArgumentParser(prog="autometa")
     add_kb_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

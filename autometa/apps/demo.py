@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 
 #: Sizes of the full demo; ``quick=True`` (the tests) shrinks every one.
 FULL = {"meta_steps": 500, "episodes": 200, "sine_steps": 6000, "sine_tasks": 500, "hpo_trials": 20, "hpo_seeds": 2}

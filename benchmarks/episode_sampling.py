@@ -5,7 +5,7 @@ code uses (``random.sample`` per class, then ``torch.stack``). Without data it
 uses Omniglot-shaped synthetic data: 28x28 float32 images, 20 per class,
 classes grouped into alphabets.
 
-Run it as ``python -m autometa.benchmarks.episode_sampling``.
+Run it as ``python -m benchmarks.episode_sampling``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 from autometa.tasks import EpisodeSampler
 
 

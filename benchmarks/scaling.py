@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 
 ALGORITHMS = ("maml", "fomaml", "reptile", "protonet", "matching")
 # two-sided 95% quantiles of Student's t, by degrees of freedom

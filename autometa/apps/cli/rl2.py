@@ -78,7 +78,7 @@ def set_threads(threads: int | None) -> None:
 
 def cmd_train(args) -> None:
     """``autometa rl2 train``."""
-    from autometa.benchmarks.machine import describe
+    from autometa._machine import describe
     from autometa.rl.ppo import RL2Config, train_rl2
     from autometa.rl.tasks import make_tasks
 
@@ -110,7 +110,7 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     """``autometa rl2 eval``."""
-    from autometa.benchmarks.machine import describe
+    from autometa._machine import describe
     from autometa.rl.agent import RL2Agent
     from autometa.rl.evaluation import compare, format_results
 

@@ -5,7 +5,7 @@ call, with the machine and versions printed beside the numbers. The paper's
 settings (Duan et al., 2016, table 1 and 2): bandits with k = 5, 10 arms and
 n = 10, 100 pulls; tabular MDPs with n = 10, 25, 50, 75, 100 episodes.
 
-Run: python -m autometa.benchmarks.rl2 --env bandit --arms 5 --horizon 10 --time-budget 300
+Run: python -m benchmarks.rl2 --env bandit --arms 5 --horizon 10 --time-budget 300
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 from autometa.rl.evaluation import compare, format_results
 from autometa.rl.ppo import RL2Config, train_rl2
 from autometa.rl.stats import PolicyResult

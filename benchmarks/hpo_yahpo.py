@@ -56,7 +56,7 @@ value of a task is its mean over seeds; t interval); and a paired test
 (Wilcoxon signed-rank over target-task x seed pairs with scipy, else an exact
 sign test) of ``meta`` and ``meta-portfolio`` against ``portfolio+tpe``.
 
-Run it as ``python -m autometa.benchmarks.hpo_yahpo --scenario lcbench ...``
+Run it as ``python -m benchmarks.hpo_yahpo --scenario lcbench ...``
 (or through the ``autometa`` command, which calls :func:`add_arguments` and
 :func:`main`).
 """
@@ -82,8 +82,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from autometa.benchmarks.machine import describe
-from autometa.benchmarks.warm_start_trials import rescaled_source_trials
+from autometa._machine import describe
+from benchmarks.warm_start_trials import rescaled_source_trials
 from autometa.data._paths import cache_dir
 from autometa.data.yahpo import YahpoScenario
 from autometa.hpo.knowledge_base import KnowledgeBase, Task
@@ -390,7 +390,7 @@ def run(
     wall_s = time.perf_counter() - start
 
     result = {
-        "benchmark": "autometa.benchmarks.hpo_yahpo",
+        "benchmark": "benchmarks.hpo_yahpo",
         "scenario": scenario,
         "target": bench.target,
         "direction": bench.direction,

@@ -1,6 +1,6 @@
 """Few-shot accuracy on Omniglot alphabets never seen in meta-training.
 
-Meta-train each algorithm with :func:`autometa.fewshot.train` on all but the
+Meta-train each algorithm with :func:`autometa.apps.omniglot_recipe.train` on all but the
 test alphabets (rotations as classes, augmentation, one training alphabet
 held out for model selection), then score 5- and 20-way, 1- and 5-shot
 episodes drawn within one test alphabet, 15 queries per class, with a 95%
@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from autometa import fewshot
-from autometa.benchmarks.machine import describe
+from autometa.apps import omniglot_recipe as fewshot
+from autometa._machine import describe
 from autometa.data import load_omniglot
 from autometa.tasks import EpisodeSampler
 

@@ -24,19 +24,19 @@ def _omniglot_sources(paths: list[str] | None) -> list[Path]:
 
 
 def cmd_demo(args) -> None:
-    from autometa.demo import run
+    from autometa.apps.demo import run
 
     run(out=args.out, seed=args.seed, verbose=not args.quiet and sys.stderr.isatty())
 
 
 def cmd_bench_omniglot_load(args) -> None:
-    from autometa.benchmarks.omniglot_load import run
+    from benchmarks.omniglot_load import run
 
     run(_omniglot_sources(args.data), image_size=args.image_size)
 
 
 def cmd_bench_episodes(args) -> None:
-    from autometa.benchmarks.episode_sampling import run
+    from benchmarks.episode_sampling import run
 
     if args.data:
         from autometa.data import load_omniglot
@@ -64,7 +64,7 @@ def _alphabets(text: str | None) -> list[str]:
 
 
 def cmd_fewshot_train(args) -> None:
-    from autometa import fewshot
+    from autometa.apps import omniglot_recipe as fewshot
     from autometa.data import load_omniglot
     from autometa.meta import distributed
 
@@ -94,7 +94,7 @@ def cmd_fewshot_train(args) -> None:
 
 def cmd_fewshot_eval_lake(args) -> None:
     from autometa.data import load_lake_runs, pixel_distances, score_lake
-    from autometa.fewshot import LearnerClassifier
+    from autometa.apps.omniglot_recipe import LearnerClassifier
     from autometa.meta import MetaLearner
 
     device = _device(args.device)
@@ -115,21 +115,21 @@ def cmd_fewshot_make_lake_runs(args) -> None:
 
 
 def cmd_bench_maml_speed(args) -> None:
-    from autometa.benchmarks.maml_speed import run
+    from benchmarks.maml_speed import run
 
     run(device=_device(args.device), meta_batch=args.meta_batch, repeats=args.repeats, seed=args.seed,
         tf32=not args.no_tf32, cudnn_benchmark=args.cudnn_benchmark)
 
 
 def cmd_bench_sinusoid(args) -> None:
-    from autometa.benchmarks.sinusoid import run
+    from benchmarks.sinusoid import run
 
     run(shots=[int(k) for k in args.shots.split(",")], orders=args.orders.split(","), meta_steps=args.steps,
         n_test_tasks=args.test_tasks, schedule=args.schedule, seed=args.seed, verbose=not args.quiet)
 
 
 def cmd_bench_omniglot(args) -> None:
-    from autometa.benchmarks.omniglot_fewshot import run
+    from benchmarks.omniglot_fewshot import run
 
     run(_omniglot_sources(args.data), test_alphabets=_alphabets(args.test_alphabets),
         algorithms=_alphabets(args.algorithms), steps=args.steps, n_episodes=args.episodes,
@@ -143,7 +143,7 @@ HPO_SUITES = ("yahpo", "pmlb")
 def cmd_hpo_bench(args) -> None:
     import importlib
 
-    suite = importlib.import_module(f"autometa.benchmarks.hpo_{args.suite}")
+    suite = importlib.import_module(f"benchmarks.hpo_{args.suite}")
     parser = argparse.ArgumentParser(prog=f"autometa hpo bench --suite {args.suite}", description=suite.__doc__.split("\n\n")[0])
     suite.add_arguments(parser)
     if args.help:
@@ -153,7 +153,7 @@ def cmd_hpo_bench(args) -> None:
 
 
 def cmd_bench_scaling(args) -> None:
-    from autometa.benchmarks.scaling import run
+    from benchmarks.scaling import run
 
     run(algorithm=args.algorithm, processes=[int(p) for p in _alphabets(args.processes)], device=args.device,
         meta_batch=args.meta_batch, hidden=args.hidden, steps=args.steps, repeats=args.repeats, warmup=args.warmup,
@@ -161,7 +161,7 @@ def cmd_bench_scaling(args) -> None:
 
 
 def cmd_bench_tabular(args) -> None:
-    from autometa.benchmarks import tabular
+    from benchmarks import tabular
 
     regression = args.task == "regression"
 
@@ -232,17 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     make_runs.add_argument("--seed", type=int, default=0)
     make_runs.set_defaults(func=cmd_fewshot_make_lake_runs)
 
-    from autometa.rl.cli import add_parser as add_rl2_parser
+    from autometa.apps.cli.rl2 import add_parser as add_rl2_parser
 
     add_rl2_parser(commands)
 
-    from autometa.hpo.cli import add_kb_parser
+    from autometa.apps.cli.kb import add_kb_parser
 
     add_kb_parser(commands)
 
     hpo = commands.add_parser("hpo", help="hyperparameter-optimisation benchmarks").add_subparsers(
         dest="hpo", metavar="ACTION", required=True)
-    # each suite owns its options (autometa/benchmarks/hpo_<suite>.py), parsed once the suite is known
+    # each suite owns its options (benchmarks/hpo_<suite>.py), parsed once the suite is known
     hpo_bench = hpo.add_parser("bench", add_help=False, help="compare samplers on a benchmark suite",
                                usage="autometa hpo bench --suite {yahpo,pmlb} [options]  "
                                      "(see: autometa hpo bench --suite SUITE --help)")
@@ -318,13 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.set_defaults(func=cmd_bench_scaling)
 
     overhead = bench.add_parser("sampler-overhead", help="seconds per trial: MetaLearnedSampler against TPE")
-    from autometa.benchmarks import sampler_overhead
+    from benchmarks import sampler_overhead
 
     sampler_overhead.add_arguments(overhead)
     overhead.set_defaults(func=sampler_overhead.main)
 
     soak = bench.add_parser("soak", help="many workers on one Optuna storage with MetaLearnedSampler: throughput, errors")
-    from autometa.benchmarks import soak as soak_bench
+    from benchmarks import soak as soak_bench
 
     soak_bench.add_arguments(soak)
     soak.set_defaults(func=soak_bench.main)

@@ -13,7 +13,7 @@ the repository was made with exactly these commands, from the repository root::
 
     python -m venv /tmp/yahpo-venv
     /tmp/yahpo-venv/bin/pip install yahpo-gym==1.0.1 "numpy<2" "ConfigSpace<=0.6.1" onnxruntime pandas
-    /tmp/yahpo-venv/bin/python autometa/benchmarks/yahpo_reference.py \\
+    /tmp/yahpo-venv/bin/python benchmarks/yahpo_reference.py \\
         --data ../shared/data/yahpo --out tests/data/yahpo_reference
 
 Half of the rows fix the fidelity parameters at their maximum (what the
@@ -79,7 +79,7 @@ def write_reference(data: Path, out: Path, seed: int = SEED) -> None:
                 row = [_format(config.get(name)) for name in columns]
                 writer.writerow(row + [repr(float(result[y])) for y in bench.config.y_names])
     meta = {
-        "made_by": "autometa/benchmarks/yahpo_reference.py",
+        "made_by": "benchmarks/yahpo_reference.py",
         "seed": seed,
         "scenarios": SCENARIOS,
         "versions": {

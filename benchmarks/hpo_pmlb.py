@@ -177,7 +177,7 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
     if name == "ws-cmaes":
         weights = task_weights(sources, descriptor, n_similar)
         similar = [task for task, w in zip(sources, weights) if w > 0]
-        from autometa.benchmarks.warm_start_trials import rescaled_source_trials
+        from benchmarks.warm_start_trials import rescaled_source_trials
 
         source_trials = rescaled_source_trials(similar, space.distributions(), direction="maximize")
         return optuna.samplers.CmaEsSampler(seed=seed, source_trials=source_trials,
@@ -364,7 +364,7 @@ def run(
     """
     from joblib import delayed
 
-    from autometa.benchmarks.machine import describe
+    from autometa._machine import describe
     from autometa.data.pmlb import _pmlb_dir, pmlb_index
     from autometa.hpo.build import _parallel, load_dataset, select_datasets
     from autometa.hpo.metafeatures import compute_metafeatures
@@ -550,7 +550,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 if __name__ == "__main__":
-    parser = add_arguments(argparse.ArgumentParser(prog="python -m autometa.benchmarks.hpo_pmlb"))
+    parser = add_arguments(argparse.ArgumentParser(prog="python -m benchmarks.hpo_pmlb"))
     try:
         main(parser.parse_args())
     except (FileNotFoundError, ValueError) as error:

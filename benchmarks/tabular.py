@@ -55,7 +55,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from autometa.benchmarks.machine import describe
+from autometa._machine import describe
 from autometa.data.pmlb import load_pmlb, pmlb_index
 from autometa.estimators import FewShotClassifier, FewShotRegressor
 from autometa.tasks import EpisodeSampler, split_classes

@@ -1,0 +1,5 @@
+"""Applications built on the library: the ``autometa`` command, the demo and the Omniglot recipe.
+
+The library layers (``data -> tasks -> nn -> meta -> estimators / hpo``, and
+``rl``) never import this package.
+"""

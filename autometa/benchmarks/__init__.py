@@ -1,1 +1,0 @@
-"""Reproducible benchmark runners (behind ``autometa bench``)."""
