@@ -17,8 +17,6 @@ again and again inside pipelines, grid searches and cross-validation.
 from __future__ import annotations
 
 import copy
-import numbers
-import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -30,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 from torch import nn
 
+from autometa._common import is_int, is_positive, resolve_device
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, meta_train
 from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
 
@@ -65,7 +64,7 @@ class _FewShotEstimator(BaseEstimator):
         if groups is not None:
             groups = column_or_1d(groups)
             check_consistent_length(X, groups)
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         tasks = make_tasks(self._inputs(X, device, torch.float32), y, groups, seed)
         with _seeded(seed, device):
@@ -99,7 +98,7 @@ class _FewShotEstimator(BaseEstimator):
 
     def _fit_task(self, X, support_y: np.ndarray, n_outputs: int):
         """Adapt to the task ``(X, support_y)``; ``n_outputs`` sizes a new learner's head."""
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         if hasattr(self, "meta_learner_"):
             # float64 input computes in float64 (as MLPClassifier does): a
@@ -150,7 +149,7 @@ class _FewShotEstimator(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self.__dict__.update(_moved(self.__dict__, _resolve_device(self.device, fallback=True)))
+        self.__dict__.update(_moved(self.__dict__, resolve_device(self.device, fallback=True)))
         if hasattr(self, "_support_x"):
             self._adapt()
 
@@ -236,23 +235,23 @@ class _FewShotEstimator(BaseEstimator):
             raise ValueError(f"{name} algorithm must be one of {self._algorithms}, got {self.algorithm!r}{hint}")
         if not (isinstance(self.backbone, nn.Module) or self.backbone in BACKBONES):
             raise ValueError(f"backbone must be one of {BACKBONES} or an nn.Module, got {self.backbone!r}")
-        if not (isinstance(self.hidden, Sequence) and len(self.hidden) and all(_is_int(h, 1) for h in self.hidden)):
+        if not (isinstance(self.hidden, Sequence) and len(self.hidden) and all(is_int(h, 1) for h in self.hidden)):
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.image_shape is not None and not (
             isinstance(self.image_shape, Sequence) and len(self.image_shape) == 3
-            and all(_is_int(s, 1) for s in self.image_shape)
+            and all(is_int(s, 1) for s in self.image_shape)
         ):
             raise ValueError(f"image_shape must be None or (channels, height, width), got {self.image_shape!r}")
-        if self.inner_lr is not None and not _is_real(self.inner_lr):
+        if self.inner_lr is not None and not is_positive(self.inner_lr):
             raise ValueError(f"inner_lr must be None or a positive number, got {self.inner_lr!r}")
-        if self.inner_steps is not None and not _is_int(self.inner_steps, 1):
+        if self.inner_steps is not None and not is_int(self.inner_steps, 1):
             raise ValueError(f"inner_steps must be None or a positive int, got {self.inner_steps!r}")
         for param, low in self._episode_params:
-            if not _is_int(getattr(self, param), low):
+            if not is_int(getattr(self, param), low):
                 raise ValueError(f"{param} must be an int >= {low}, got {getattr(self, param)!r}")
-        if self.lr is not None and not _is_real(self.lr):
+        if self.lr is not None and not is_positive(self.lr):
             raise ValueError(f"lr must be None or a positive number, got {self.lr!r}")
-        _resolve_device(self.device)
+        resolve_device(self.device)
 
     def _check_meta_params(self):
         """Parameters that shape the meta-learner must be those it was meta-fitted with."""
@@ -654,32 +653,6 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
 
 
 # -- helpers ---------------------------------------------------------------
-def _is_int(value, low: int) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
-
-
-def _resolve_device(device, fallback: bool = False) -> torch.device:
-    """``device`` as a torch.device, ``"auto"`` meaning CUDA when available.
-
-    With ``fallback`` (unpickling), a CUDA device on a machine without one
-    becomes the CPU, with a warning, so that the estimator still loads.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
-    if fallback and resolved.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device={device!r} is not available here; the estimator is loaded on the CPU", UserWarning)
-        return torch.device("cpu")
-    return resolved
-
-
 @contextmanager
 def _seeded(seed: int, device: torch.device):
     """Seed torch for the block, restoring the caller's random state after it."""

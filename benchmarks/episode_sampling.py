@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from autometa._machine import describe
+from autometa._common import describe
 from autometa.tasks import EpisodeSampler
 
 

@@ -84,6 +84,8 @@ from typing import Any
 
 import numpy as np
 
+from autometa._common import mean_ci
+
 __all__ = ["SAMPLERS", "add_arguments", "family", "main", "near_duplicates", "run", "summarise"]
 
 SAMPLERS = ("random", "tpe", "ws-cmaes", "portfolio+tpe", "meta")
@@ -288,12 +290,8 @@ def summarise(runs: list[dict[str, Any]], samplers: Sequence[str], n_trials: int
 
 def _ci_half_width(values: Sequence[float]) -> float:
     """Half-width of the 95% t-interval of the mean of ``values`` (NaN for fewer than two)."""
-    values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
-    if len(values) < 2:
-        return math.nan
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    values = [v for v in values if not math.isnan(v)]
+    return mean_ci(values)[1] if values else math.nan
 
 
 def _median(values: Sequence[float]) -> float:
@@ -364,7 +362,7 @@ def run(
     """
     from joblib import delayed
 
-    from autometa._machine import describe
+    from autometa._common import describe
     from autometa.data.pmlb import _pmlb_dir, pmlb_index
     from autometa.hpo.build import _parallel, load_dataset, select_datasets
     from autometa.hpo.metafeatures import compute_metafeatures

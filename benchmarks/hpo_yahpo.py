@@ -82,7 +82,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from autometa._machine import describe
+from autometa._common import describe, mean_ci
 from benchmarks.warm_start_trials import rescaled_source_trials
 from autometa.data._paths import cache_dir
 from autometa.data.yahpo import YahpoScenario
@@ -507,18 +507,7 @@ def _mean_ci(values: np.ndarray) -> dict[str, float]:
     """Mean over (task, seed) and a 95% t interval over tasks (each task's mean over seeds); over seeds for one task."""
     units = values.mean(axis=1) if values.shape[0] > 1 else values[0]
     mean = float(values.mean())
-    n = len(units)
-    half = float(_t975(n - 1) * units.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return {"mean": mean, "ci95": half, "n": n}
-
-
-def _t975(dof: int) -> float:
-    """The 97.5% quantile of Student's t (scipy comes with scikit-learn; the normal one without it)."""
-    try:
-        from scipy import stats
-    except ImportError:
-        return 1.959964
-    return float(stats.t.ppf(0.975, dof))
+    return {"mean": mean, "ci95": mean_ci(units)[1], "n": len(units)}
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from autometa._machine import describe
+from autometa._common import describe
 from autometa.meta import MAML
 from autometa.nn import Conv4, use_batch_statistics
 from autometa.tasks.task import TaskBatch

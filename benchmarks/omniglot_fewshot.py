@@ -16,7 +16,7 @@ import time
 import torch
 
 from autometa.apps import omniglot_recipe as fewshot
-from autometa._machine import describe
+from autometa._common import describe
 from autometa.data import load_omniglot
 from autometa.tasks import EpisodeSampler
 

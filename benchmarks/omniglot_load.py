@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from autometa._machine import cpu_name, versions
+from autometa._common import cpu_name, versions
 from autometa.data.omniglot import PathLike, load_omniglot
 
 

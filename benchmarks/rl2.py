@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from autometa._machine import describe
+from autometa._common import describe
 from autometa.rl.evaluation import compare, format_results
 from autometa.rl.ppo import RL2Config, train_rl2
 from autometa.rl.stats import PolicyResult

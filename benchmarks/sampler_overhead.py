@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from autometa._machine import describe
+from autometa._common import describe
 
 
 def synthetic_knowledge_base(n_tasks: int, n_trials_per_task: int, seed: int = 0):

@@ -26,22 +26,17 @@ ratio per core (CPU threads) or per GPU used: the parallel efficiency.
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from autometa._machine import describe
+from autometa._common import describe, mean_ci
 
 ALGORITHMS = ("maml", "fomaml", "reptile", "protonet", "matching")
-# two-sided 95% quantiles of Student's t, by degrees of freedom
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-         10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 
 
 def run(algorithm: str = "maml", processes=(1, 2), device: str = "cpu", meta_batch: int = 16, hidden: int = 32,
@@ -77,7 +72,7 @@ def run(algorithm: str = "maml", processes=(1, 2), device: str = "cpu", meta_bat
     for name, world, row_threads, distributed in plan:
         rates = _launch(algorithm, world, device, meta_batch, hidden, steps, repeats, warmup, row_threads,
                         distributed, seed)
-        mean, half = _mean_ci(rates)
+        mean, half = mean_ci(rates)
         rows[name] = {"processes": world, "threads": row_threads, "distributed": distributed,
                       "tasks_per_s": mean, "ci95": half, "segments": rates}
         ratio = mean / rows["1 process"]["tasks_per_s"]
@@ -86,15 +81,6 @@ def run(algorithm: str = "maml", processes=(1, 2), device: str = "cpu", meta_bat
         print(f"  {name:26}{mean:>10.1f}{'+- ' + format(half, '.1f'):>12}{ratio:>13.2f}x"
               f"{efficiency:>11.2f}", flush=True)
     return rows
-
-
-def _mean_ci(values: list[float]) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), math.nan
-    df = len(values) - 1
-    t = T_975[max(k for k in T_975 if k <= df)]
-    return float(values.mean()), float(t * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _free_port() -> int:

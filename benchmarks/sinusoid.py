@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from autometa._machine import describe
+from autometa._common import describe, mean_ci
 from autometa.meta import MAML, meta_train
 from autometa.tasks import SinusoidTasks
 
@@ -45,9 +45,9 @@ def run(shots=(5, 10), orders=("second", "first"), meta_steps: int = 70_000, n_t
             cells = []
             for steps in (1, 10):
                 mse = mse_per_task(learner, test, steps)
-                half = 1.96 * mse.std(ddof=1) / np.sqrt(len(mse))
-                row[f"mse_{steps}"], row[f"ci_{steps}"] = float(mse.mean()), float(half)
-                cells.append(f"{mse.mean():.3f} +- {half:.3f}")
+                mean, half = mean_ci(mse)
+                row[f"mse_{steps}"], row[f"ci_{steps}"] = mean, half
+                cells.append(f"{mean:.3f} +- {half:.3f}")
             print(f"{k_shot:>3} {order:>7} {seconds:>8.0f} {cells[0]:>24} {cells[1]:>24}", flush=True)
             rows.append(row)
     return rows

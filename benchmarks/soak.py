@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from autometa._machine import describe
+from autometa._common import describe
 
 __all__ = ["add_arguments", "build_knowledge_base", "main", "objective_value", "run", "run_scaling"]
 

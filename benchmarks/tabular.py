@@ -55,7 +55,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from autometa._machine import describe
+from autometa._common import describe, mean_ci
 from autometa.data.pmlb import load_pmlb, pmlb_index
 from autometa.estimators import FewShotClassifier, FewShotRegressor
 from autometa.tasks import EpisodeSampler, split_classes
@@ -213,13 +213,7 @@ def _score(model, episodes, fresh: bool = False) -> tuple[float, float]:
         for i in range(len(support_x)):
             fitted = (clone(model) if fresh else model).fit(support_x[i], support_y[i])
             accuracies[i] = np.mean(fitted.predict(query_x[i]) == query_y[i])
-    return _mean_ci(accuracies)
-
-
-def _mean_ci(values: np.ndarray) -> tuple[float, float]:
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean_ci(accuracies)
 
 
 def _average(rows, method, k_shot) -> tuple[float, float, int]:
@@ -509,7 +503,7 @@ def _score_regression(model, episodes, fresh: bool = False) -> tuple[float, floa
     for i in range(len(support_x)):
         fitted = (clone(model) if fresh else model).fit(support_x[i], support_y[i])
         errors[i] = np.mean((np.asarray(fitted.predict(query_x[i]), dtype=np.float64) - query_y[i]) ** 2)
-    return _mean_ci(errors)
+    return mean_ci(errors)
 
 
 def _regression_average(rows, method, k_shot, pmlb: bool) -> tuple[float, float, int]:

@@ -1,6 +1,5 @@
 """scikit-learn's estimator checks, for every algorithm of both estimators."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from autometa import FewShotClassifier, FewShotRegressor

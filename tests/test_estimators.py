@@ -148,7 +148,7 @@ def test_unpickling_moves_the_state_to_the_device_of_the_loading_machine(protone
     Xs, ys, _, _ = next(new_tasks(1, 5, k_shot=1))
     blob = pickle.dumps(clone(protonet).fit(Xs, ys))
     # the meta device stands in for a GPU: tensors are allocated there, never computed on
-    monkeypatch.setattr(estimators, "_resolve_device", lambda device, fallback=False: torch.device("meta"))
+    monkeypatch.setattr(estimators, "resolve_device", lambda device, fallback=False: torch.device("meta"))
     monkeypatch.setattr(FewShotClassifier, "_adapt", lambda self: None)
     loaded = pickle.loads(blob)
     assert loaded.meta_learner_.device.type == "meta"

@@ -1,6 +1,5 @@
 """The Omniglot recipe: learners by name, augmentation, evaluation, training."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,10 +1,8 @@
 """Matching Networks: attention, the loss on log-probabilities, full-context embeddings, learning."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from autometa.meta import MatchingNet, MetaLearner, ProtoNet, meta_train
 from autometa.meta.matching import cosine_attention

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from autometa.meta import MAML, MetaLearner, ProtoNet, Reptile
-from autometa.meta.base import FORMAT, atomic_torch_save
+from autometa._common import atomic_torch_save
+from autometa.meta.base import FORMAT
 from autometa.nn import MLP
 
 
@@ -81,7 +82,7 @@ def test_a_crash_mid_save_leaves_the_old_file_intact(tmp_path):
     # a child process that dies (SIGKILL-like: os._exit) in the middle of writing
     script = f"""
 import os, torch
-import autometa.meta.base as base
+import autometa._common as base
 real_save = torch.save
 def dying_save(obj, f):
     f.write(b"partial bytes")

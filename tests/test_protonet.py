@@ -1,10 +1,8 @@
 """Prototypical Networks: prototypes, any n-way k-shot, persistence, and learning."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from autometa.data import load_omniglot
 from autometa.data._paths import data_root

@@ -8,6 +8,7 @@ import torch
 
 from autometa.rl import (BernoulliBandits, RL2Agent, RL2Config, TabularMDPs, evaluate_agent, gae, ppo_update,
                          rollout, train_rl2)
+from autometa.apps.cli import UserError
 from autometa.apps.cli.rl2 import add_parser
 
 
@@ -157,7 +158,7 @@ def _parser():
     ("rl2 train --env mdp --arms 3 --out x.pt --steps 1", ValueError, "bandits only"),
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 0", ValueError, "--steps"),
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --gamma 2", ValueError, "gamma"),
-    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --device tpu", ValueError, "--device"),
+    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --device tpu", UserError, "--device"),
     ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --threads 0", ValueError, "--threads"),
     ("rl2 eval --agent missing.pt", FileNotFoundError, "no RL\\^2 agent file"),
     ("rl2 eval --agent missing.pt --trials 1", ValueError, "--trials"),
@@ -172,7 +173,7 @@ def test_cli_user_errors(argv, error, match, tmp_path, monkeypatch):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_cli_cuda_missing_is_a_clear_error(tmp_path):
     args = _parser().parse_args(f"rl2 train --env bandit --arms 3 --out {tmp_path}/a.pt --device cuda".split())
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(UserError, match="CUDA is not available"):
         args.func(args)
 
 

@@ -112,9 +112,11 @@ def test_bandit_baselines_table():
 
 def test_mean_ci():
     mean, half = mean_ci([1.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(1.96 * math.sqrt(2) / math.sqrt(2))
+    assert mean == 2.0 and half == pytest.approx(12.7062047 * math.sqrt(2) / math.sqrt(2))  # Student t, 1 dof
+    mean, half = mean_ci([1.0])
+    assert mean == 1.0 and math.isnan(half)
     with pytest.raises(ValueError):
-        mean_ci([1.0])
+        mean_ci([])
 
 
 def _random_mdps(n, seed=0, states=4, actions=3):

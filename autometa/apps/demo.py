@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autometa._machine import describe
+from autometa._common import describe, mean_ci
 
 #: Sizes of the full demo; ``quick=True`` (the tests) shrinks every one.
 FULL = {"meta_steps": 500, "episodes": 200, "sine_steps": 6000, "sine_tasks": 500, "hpo_trials": 20, "hpo_seeds": 2}
@@ -90,7 +90,7 @@ def few_shot_classification(meta_steps: int, n_episodes: int, seed: int, verbose
             query = np.setdiff1d(np.flatnonzero(np.isin(y_new, classes)), support)
             for name, model in models.items():
                 scores[name].append(model.fit(X_new[support], y_new[support]).score(X_new[query], y_new[query]))
-        table[k_shot] = {name: _mean_ci(values) for name, values in scores.items()}
+        table[k_shot] = {name: mean_ci(values) for name, values in scores.items()}
     print(f"  {'accuracy':<36}{'1-shot':>16}{'5-shot':>16}")
     for name in models:
         cells = "".join(f"{100 * table[k][name][0]:>10.1f} +- {100 * table[k][name][1]:.1f}" for k in (1, 5))
@@ -163,12 +163,6 @@ def warm_started_search(n_trials: int, n_seeds: int, seed: int, verbose: bool) -
 
 
 # -- output ----------------------------------------------------------------------------
-def _mean_ci(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return float(values.mean()), float(half)
-
-
 def _plot(results: dict, out: Path) -> list[Path]:
     import matplotlib
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autometa._common import mean_ci
 from autometa.meta import MAML, MatchingNet, MetaLearner, ProtoNet, Reptile, Validation, meta_train
 from autometa.tasks import EpisodeSampler, TaskBatch
 
@@ -109,8 +110,7 @@ def evaluate_episodes(learner: MetaLearner, sampler: EpisodeSampler, n_episodes:
         for i in range(size):  # one episode at a time: per-episode accuracy for the CI
             accuracies.append(learner.evaluate(tasks[i])["accuracy"])
         done += size
-    accuracies = np.asarray(accuracies)
-    return float(accuracies.mean()), float(1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
+    return mean_ci(accuracies)
 
 
 def pixel_nearest_neighbour_accuracy(sampler: EpisodeSampler, n_episodes: int = 1000) -> tuple[float, float]:
@@ -121,8 +121,7 @@ def pixel_nearest_neighbour_accuracy(sampler: EpisodeSampler, n_episodes: int = 
         distances = torch.cdist(task.query_x[0].flatten(1), task.support_x[0].flatten(1))
         predicted = task.support_y[0][distances.argmin(1)]
         accuracies.append(float((predicted == task.query_y[0]).float().mean()))
-    accuracies = np.asarray(accuracies)
-    return float(accuracies.mean()), float(1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))
+    return mean_ci(accuracies)
 
 
 class LearnerClassifier:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from autometa._common import atomic_torch_save, read_payload
 from autometa.nn import build_backbone, supports_task_batching
 from autometa.tasks.task import TaskBatch
 
@@ -133,7 +132,7 @@ class MetaLearner(nn.Module):
         module (its architecture cannot be stored as data); pass an instance
         of the same architecture.
         """
-        payload = read_payload(path, map_location)
+        payload = read_model_payload(path, map_location)
         learner_cls = _learner_class(payload["class"], path)
         if cls is not MetaLearner and not issubclass(learner_cls, cls):
             raise ValueError(f"{path} holds a {payload['class']}, not a {cls.__name__}")
@@ -205,50 +204,10 @@ def check_steps(steps) -> None:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
 
 
-def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash
-    mid-write leaves any earlier file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_payload(path: str | os.PathLike, map_location="cpu", format: str = FORMAT, version: int = FORMAT_VERSION,
-                 kind: str = "model", how_to_make: str = "") -> dict:
-    """Read an autometa archive safely (no code is unpickled) and check its header.
-
-    ``format`` and ``version`` are the header an archive of this ``kind``
-    ("model", "RL^2 agent") must carry; ``how_to_make`` (e.g. "train one
-    with `autometa rl2 train`") ends the errors for a missing or foreign file.
-    """
-    path = Path(path)
-    hint = f"; {how_to_make}" if how_to_make else ""
-    if not path.is_file():
-        raise FileNotFoundError(f"no {kind} file at {path}{hint}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(
-            f"{path} is not a readable autometa {kind} file (corrupt, truncated, or not "
-            f"written by autometa): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != format:
-        raise ValueError(f"{path} is not an autometa {kind} file{hint}")
-    if payload.get("version") != version:
-        raise ValueError(
-            f"{path} has format version {payload.get('version')}; this autometa reads "
-            f"version {version}: upgrade autometa or re-train the {kind}"
-        )
-    return payload
+def read_model_payload(path: str | os.PathLike, map_location="cpu") -> dict:
+    """The checked payload of a learner archive written by :meth:`MetaLearner.save`."""
+    return read_payload(path, map_location, format=FORMAT, version=FORMAT_VERSION, kind="model",
+                        how_to_make="save one with MetaLearner.save or `autometa fewshot train`")
 
 
 def _learner_class(name: str, path) -> type[MetaLearner]:

@@ -95,6 +95,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from autometa._common import resolve_device
 from autometa.tasks.task import TaskBatch
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -153,12 +154,8 @@ def device_for_rank(device: str | torch.device = "auto") -> torch.device:
     one GPU per process; ``"cpu"`` is the CPU. An explicit ``"cuda:N"`` is
     kept only with one process per machine.
     """
-    device = str(device)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'")
         per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         if device != "cuda" and per_machine > 1:
             raise ValueError(
@@ -237,9 +234,7 @@ def session(device: str | torch.device = "auto", backend: str | None = None,
     ...         learner.save("model.pt")
     """
     if not enabled:
-        if str(device) == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        yield Session(0, 1, 0, str(device), True)
+        yield Session(0, 1, 0, str(resolve_device(device)), True)
         return
     created = not is_initialized()
     resolved = init_from_env(device, backend)

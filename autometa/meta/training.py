@@ -17,7 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autometa.meta import distributed as dist_utils
-from autometa.meta.base import MetaLearner, atomic_torch_save, read_payload
+from autometa._common import atomic_torch_save
+from autometa.meta.base import MetaLearner, read_model_payload
 from autometa.tasks.task import TaskBatch
 
 Callback = Callable[["TrainState"], bool | None]
@@ -220,7 +221,7 @@ class Validation:
 
 def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path, tasks) -> None:
     learner.save(path)
-    payload = read_payload(path)
+    payload = read_model_payload(path)
     payload["optimizer"] = optimizer.state_dict()
     payload["step"] = step
     payload["random_state"] = _random_state(tasks, learner.device)
@@ -228,7 +229,7 @@ def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path, tasks) ->
 
 
 def _resume(learner: MetaLearner, optimizer, path, tasks) -> int:
-    payload = read_payload(path, map_location=learner.device)
+    payload = read_model_payload(path, map_location=learner.device)
     learner.load_state_dict(payload["state_dict"])
     if "optimizer" in payload:
         optimizer.load_state_dict(payload["optimizer"])

@@ -25,8 +25,8 @@ import os
 import torch
 from torch import nn
 
-from autometa.meta.base import atomic_torch_save, read_payload
-from autometa.rl._checks import check_positive_int
+from autometa._common import atomic_torch_save, read_payload
+from autometa._common import check_int
 from autometa.rl.tasks import tasks_from_spec
 
 FORMAT = "autometa.rl2"
@@ -60,7 +60,7 @@ class RL2Agent(nn.Module):
         super().__init__()
         if not isinstance(tasks, dict):
             raise TypeError(f"tasks must be a task distribution's spec() dict, got {type(tasks).__name__}")
-        check_positive_int("hidden_size", hidden_size)
+        check_int(hidden_size, "hidden_size")
         self.config = {"tasks": dict(tasks), "hidden_size": hidden_size, "time_input": bool(time_input)}
         self.tasks = tasks_from_spec(tasks)
         self.n_observations = self.tasks.n_observations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from autometa.rl._checks import check_positive_int
+from autometa._common import check_int
 
 
 class BernoulliBandits:
@@ -47,8 +47,8 @@ class BernoulliBandits:
     n_observations = 1
 
     def __init__(self, n_arms: int, n_pulls: int):
-        check_positive_int("n_arms", n_arms, minimum=2, hint="a bandit needs at least 2 arms")
-        check_positive_int("n_pulls", n_pulls, hint="a trial needs at least one pull")
+        check_int(n_arms, "n_arms", 2, hint="a bandit needs at least 2 arms")
+        check_int(n_pulls, "n_pulls", hint="a trial needs at least one pull")
         self.n_arms = n_arms
         self.n_pulls = n_pulls
 
@@ -71,7 +71,7 @@ class BernoulliBandits:
 
     def sample(self, n_trials: int, *, generator: torch.Generator | None = None, device="cpu") -> "BanditBatch":
         """Draw ``n_trials`` bandits; ``generator`` must live on ``device``."""
-        check_positive_int("n_trials", n_trials)
+        check_int(n_trials, "n_trials")
         probs = torch.rand(n_trials, self.n_arms, generator=generator, device=device)
         return BanditBatch(probs, self.n_pulls, generator=generator)
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from autometa.rl._checks import check_fraction, check_positive_int
+from autometa._common import check_fraction, check_int
 from autometa.rl.stats import PolicyResult
 
 # (successes, pulls, t, rng) -> actions, all arrays of shape (n_trials, n_arms) or (n_trials,)
@@ -69,7 +69,7 @@ def greedy_policy(successes, pulls, t, rng):
 
 def epsilon_greedy_policy(epsilon: float) -> BanditPolicy:
     """With probability ``epsilon`` a random arm, else the greedy one."""
-    check_fraction("epsilon", epsilon)
+    check_fraction(epsilon, "epsilon")
 
     def policy(successes, pulls, t, rng):
         explore = rng.random(successes.shape[0]) < epsilon
@@ -131,10 +131,10 @@ def gittins_indices(n_pulls: int, gamma: float, lookahead: int = 300, grid_size:
     ndarray of shape (n_pulls, n_pulls)
         ``indices[s, f]``; NaN where ``s + f >= n_pulls``.
     """
-    check_positive_int("n_pulls", n_pulls)
+    check_int(n_pulls, "n_pulls")
     if not 0 < gamma < 1:
         raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
-    check_positive_int("grid_size", grid_size, minimum=3)
+    check_int(grid_size, "grid_size", 3)
     depth = n_pulls + max(0, int(lookahead))
     lam = np.linspace(0.0, 1.0, grid_size)[:, None]
     retire = lam / (1 - gamma)
@@ -170,8 +170,8 @@ def bayes_optimal_value(n_arms: int, n_pulls: int) -> float:
     ValueError
         When the state space is too large to enumerate.
     """
-    check_positive_int("n_arms", n_arms, minimum=2, hint="a bandit needs at least 2 arms")
-    check_positive_int("n_pulls", n_pulls, hint="a trial needs at least one pull")
+    check_int(n_arms, "n_arms", 2, hint="a bandit needs at least 2 arms")
+    check_int(n_pulls, "n_pulls", hint="a trial needs at least one pull")
     if n_arms == 2:
         return _two_arm_value(n_pulls)
     states = math.comb(n_pulls + 2 * n_arms, 2 * n_arms) / math.factorial(n_arms)
@@ -250,8 +250,8 @@ def bandit_baselines(probs: np.ndarray, n_pulls: int, seed: int = 0, tune_trials
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] < 2:
         raise ValueError(f"probs must have shape (n_trials >= 2, n_arms >= 2), got {probs.shape}")
-    check_positive_int("n_pulls", n_pulls)
-    check_positive_int("tune_trials", tune_trials, minimum=2)
+    check_int(n_pulls, "n_pulls")
+    check_int(tune_trials, "tune_trials", 2)
     n_arms = probs.shape[1]
     rng = np.random.default_rng(seed)
     rewards = reward_table(probs, n_pulls, rng)

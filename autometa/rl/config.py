@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autometa.rl._checks import check_fraction, check_positive_int
+from autometa._common import check_fraction, check_int
 
 
 @dataclass
@@ -60,12 +60,12 @@ class RL2Config:
     def validate(self) -> None:
         """Raise ValueError on a hyperparameter out of range."""
         for name in ("hidden_size", "trials_per_batch", "epochs", "minibatches"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name)
         if self.minibatches > self.trials_per_batch:
             raise ValueError(f"minibatches ({self.minibatches}) cannot exceed trials_per_batch "
                              f"({self.trials_per_batch})")
-        check_fraction("gamma", self.gamma)
-        check_fraction("gae_lambda", self.gae_lambda)
+        check_fraction(self.gamma, "gamma")
+        check_fraction(self.gae_lambda, "gae_lambda")
         for name in ("lr", "clip", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from autometa.rl._checks import check_positive_int
+from autometa._common import check_int
 from autometa.rl.agent import RL2Agent
 from autometa.rl.bandits import BernoulliBandits
 from autometa.rl.baselines import bandit_baselines
@@ -35,7 +35,7 @@ def compare(agent: RL2Agent, n_trials: int = 10_000, seed: int = 0, greedy: bool
     list of PolicyResult
         The baselines, then ``"RL2"`` last.
     """
-    check_positive_int("n_trials", n_trials, minimum=2, hint="a confidence interval needs at least 2 trials")
+    check_int(n_trials, "n_trials", 2, hint="a confidence interval needs at least 2 trials")
     tasks = agent.tasks
     batch = tasks.sample(n_trials, generator=torch.Generator().manual_seed(seed))
     results: list[PolicyResult] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from autometa.rl._checks import check_positive_int
+from autometa._common import check_int
 
 
 class TabularMDPs:
@@ -46,10 +46,10 @@ class TabularMDPs:
     kind = "mdp"
 
     def __init__(self, n_episodes: int, n_states: int = 10, n_actions: int = 5, episode_length: int = 10):
-        check_positive_int("n_episodes", n_episodes, hint="a trial needs at least one episode")
-        check_positive_int("n_states", n_states, minimum=2)
-        check_positive_int("n_actions", n_actions, minimum=2)
-        check_positive_int("episode_length", episode_length)
+        check_int(n_episodes, "n_episodes", hint="a trial needs at least one episode")
+        check_int(n_states, "n_states", 2)
+        check_int(n_actions, "n_actions", 2)
+        check_int(episode_length, "episode_length")
         self.n_episodes = n_episodes
         self.n_states = n_states
         self._n_actions = n_actions
@@ -79,7 +79,7 @@ class TabularMDPs:
 
     def sample(self, n_trials: int, *, generator: torch.Generator | None = None, device="cpu") -> "MDPBatch":
         """Draw ``n_trials`` MDPs; ``generator`` must live on ``device``."""
-        check_positive_int("n_trials", n_trials)
+        check_int(n_trials, "n_trials")
         shape = (n_trials, self.n_states, self.n_actions)
         # a flat Dirichlet is a normalised vector of Exp(1) draws
         exponentials = -torch.log1p(-torch.rand(*shape, self.n_states, generator=generator, device=device))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autometa.rl._checks import check_positive_int
+from autometa._common import check_int
 from autometa.rl.stats import PolicyResult
 
 
@@ -122,8 +122,8 @@ def mdp_baselines(transitions: np.ndarray, reward_means: np.ndarray, n_episodes:
     if transitions.ndim != 4 or reward_means.shape != transitions.shape[:3] or transitions.shape[0] < 2:
         raise ValueError(f"need transitions (n >= 2, S, A, S) and reward_means (n, S, A), got "
                          f"{transitions.shape} and {reward_means.shape}")
-    check_positive_int("n_episodes", n_episodes)
-    check_positive_int("episode_length", episode_length)
+    check_int(n_episodes, "n_episodes")
+    check_int(episode_length, "episode_length")
     rng = np.random.default_rng(seed)
     n, _, n_actions, _ = transitions.shape
     uniform = np.full((n, episode_length) + reward_means.shape[1:], 1.0 / n_actions)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
-from autometa.rl._checks import check_fraction, check_positive_int
+from autometa._common import check_int
 from autometa.rl.agent import RL2Agent
 from autometa.rl.config import RL2Config
 from autometa.rl.tasks import TaskDistribution
@@ -178,7 +178,7 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
     if iterations is None and time_budget is None:
         raise ValueError("give iterations, time_budget, or both")
     if iterations is not None:
-        check_positive_int("iterations", iterations)
+        check_int(iterations, "iterations")
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
     device = torch.device(device)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 
-
-def mean_ci(totals) -> tuple[float, float]:
-    """Mean of per-trial totals and the half-width of its normal 95% confidence interval."""
-    totals = np.asarray(totals, dtype=np.float64)
-    if totals.ndim != 1 or totals.size < 2:
-        raise ValueError(f"need a 1-d array of at least 2 trial totals, got shape {totals.shape}")
-    return float(totals.mean()), float(1.96 * totals.std(ddof=1) / math.sqrt(totals.size))
+from autometa._common import mean_ci
 
 
 @dataclass(frozen=True)

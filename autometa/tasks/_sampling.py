@@ -8,7 +8,6 @@ sets at once is one array of random keys, one partial sort and one gather.
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
@@ -60,11 +59,6 @@ def gather(data: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
     ``rows.shape + data.shape[1:]``: one contiguous copy, on ``data``'s device."""
     index = torch.from_numpy(np.ascontiguousarray(rows).reshape(-1)).to(data.device)
     return torch.index_select(data, 0, index).view(*rows.shape, *data.shape[1:])
-
-
-def check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def as_float_tensor(X) -> torch.Tensor:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from autometa._common import check_int
 from autometa.tasks._sampling import (
     Members,
     RandomState,
     as_float_tensor,
-    check_positive_int,
     encode,
     gather,
     renumber,
@@ -92,7 +92,7 @@ class EpisodeSampler:
         random_state: RandomState = None,
     ):
         for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
-            check_positive_int(value, name)
+            check_int(value, name)
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.random_state = random_state
         self._X = as_float_tensor(X)
@@ -125,7 +125,7 @@ class EpisodeSampler:
             (class 0's shots, then class 1's, ...); the query likewise with
             ``n_query`` per class.
         """
-        check_positive_int(meta_batch, "meta_batch")
+        check_int(meta_batch, "meta_batch")
         rng = self._rng
         groups = rng.choice(len(self._group_weights), size=meta_batch, p=self._group_weights)
         classes = self._classes.sample(groups, self.n_way, rng)

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
+from autometa._common import check_int
 from autometa.tasks._sampling import (
     Members,
     RandomState,
     as_float_tensor,
-    check_positive_int,
     encode,
     gather,
     renumber,
@@ -56,8 +56,8 @@ class SinusoidTasks:
         x_range: tuple[float, float] = (-5.0, 5.0),
         random_state: RandomState = None,
     ):
-        check_positive_int(k_shot, "k_shot")
-        check_positive_int(n_query, "n_query")
+        check_int(k_shot, "k_shot")
+        check_int(n_query, "n_query")
         for name, (low, high) in (("amplitude", amplitude), ("phase", phase), ("x_range", x_range)):
             if not low <= high:
                 raise ValueError(f"{name} must be a range (low, high) with low <= high, got {(low, high)}")
@@ -78,7 +78,7 @@ class SinusoidTasks:
             Each task's parameters, only when ``return_params`` is true; pass
             them to :meth:`true_function` to plot or score a task.
         """
-        check_positive_int(meta_batch, "meta_batch")
+        check_int(meta_batch, "meta_batch")
         rng = self._rng
 
         def uniform(bounds: tuple[float, float], *size: int) -> torch.Tensor:
@@ -149,8 +149,8 @@ class GroupedRegressionTasks:
     """
 
     def __init__(self, X, y, groups, k_shot: int, n_query: int, random_state: RandomState = None):
-        check_positive_int(k_shot, "k_shot")
-        check_positive_int(n_query, "n_query")
+        check_int(k_shot, "k_shot")
+        check_int(n_query, "n_query")
         self.k_shot, self.n_query = k_shot, n_query
         self.random_state = random_state
         self._X = as_float_tensor(X)
@@ -181,7 +181,7 @@ class GroupedRegressionTasks:
             ``support_x`` ``(meta_batch, k_shot, n_features)``, ``support_y``
             ``(meta_batch, k_shot)``, the query likewise, all float32.
         """
-        check_positive_int(meta_batch, "meta_batch")
+        check_int(meta_batch, "meta_batch")
         groups = self._rng.integers(len(self.groups_), size=meta_batch)
         rows = self._rows.sample(groups, self.k_shot + self.n_query, self._rng)
         support, query = rows[:, : self.k_shot], rows[:, self.k_shot :]

@@ -50,13 +50,13 @@ def cmd_bench_episodes(args) -> None:
 
 
 def _device(name: str) -> str:
-    import torch
+    """The ``--device`` option resolved (``auto``: CUDA when available), or a UserError."""
+    from autometa._common import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return name
+    try:
+        return str(resolve_device(name))
+    except ValueError as error:
+        raise UserError(f"--device: {error}") from None
 
 
 def _alphabets(text: str | None) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 
+from autometa.apps.cli import _device
+
 DEFAULT_TIME_BUDGET = 300.0
 
 
@@ -53,19 +55,6 @@ def add_parser(commands) -> None:
     evaluate.set_defaults(func=cmd_eval)
 
 
-def resolve_device(name: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; a clear error for missing CUDA."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    return name
-
-
 def set_threads(threads: int | None) -> None:
     """``torch.set_num_threads(threads)`` unless None; ValueError below 1."""
     import torch
@@ -78,7 +67,7 @@ def set_threads(threads: int | None) -> None:
 
 def cmd_train(args) -> None:
     """``autometa rl2 train``."""
-    from autometa._machine import describe
+    from autometa._common import describe
     from autometa.rl.ppo import RL2Config, train_rl2
     from autometa.rl.tasks import make_tasks
 
@@ -93,7 +82,7 @@ def cmd_train(args) -> None:
     names = {f.name for f in fields(RL2Config)}
     config = RL2Config(**{k: v for k, v in vars(args).items() if k in names})
     config.validate()
-    device = resolve_device(args.device)
+    device = _device(args.device)
     set_threads(args.threads)
     print(describe(device))
     print(f"training RL2 on {tasks!r}, {tasks.trial_length} steps a trial, seed {args.seed}, device {device}")
@@ -110,13 +99,13 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     """``autometa rl2 eval``."""
-    from autometa._machine import describe
+    from autometa._common import describe
     from autometa.rl.agent import RL2Agent
     from autometa.rl.evaluation import compare, format_results
 
     if args.trials < 2:
         raise ValueError(f"--trials must be at least 2 (for a confidence interval), got {args.trials}")
-    device = resolve_device(args.device)
+    device = _device(args.device)
     set_threads(args.threads)
     agent = RL2Agent.load(args.agent, map_location=device)
     print(describe(device))
