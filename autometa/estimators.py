@@ -498,8 +498,8 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        # from the probabilities, so that ties break the same way in both
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # argmax of the probabilities: ties break the same way in both
+        return self.classes_[proba.argmax(axis=1)]
 
     def _logits(self, X) -> np.ndarray:
         # a wider MAML or Reptile head than the task's classes: the first logits
