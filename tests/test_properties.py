@@ -171,3 +171,12 @@ def test_grouped_regression_tasks_stay_within_one_group(n_groups, per_group, k_s
         group = float(tasks.support_x[i, 0, 0])
         assert bool((tasks.support_x[i, :, 0] == group).all()) and bool((tasks.query_x[i, :, 0] == group).all())
         assert math.isclose(float(tasks.query_y[i].mean()), group, abs_tol=1e-6)
+
+
+def test_a_tie_breaks_the_same_way_in_predict_and_predict_proba(classifier):
+    # hypothesis found it: identical support rows make every class equally likely
+    X = np.zeros((5, N_FEATURES), dtype=np.float32)
+    y = np.array([0, 1, -1, 2, -2])
+    classifier.fit(X, y)
+    proba = classifier.predict_proba(X[:1])
+    assert np.array_equal(classifier.predict(X[:1]), classifier.classes_[proba.argmax(axis=1)])
