@@ -261,7 +261,7 @@ def test_docstring_examples_run(module):
     assert result.attempted > 0 and result.failed == 0
 
 
-# --- version 2: similarity, the surrogate search, workers, determinism ------------------------
+# --- similarity, the surrogate search, workers, determinism ----------------------------------
 
 
 def spread_kb(optima=((-3.0, -3.0), (0.0, 3.0), (3.0, -1.0)), n_trials=40):
@@ -317,7 +317,7 @@ def mixed_family(optimum, kind):
     return objective
 
 
-def test_v2_beats_tpe_after_15_trials_on_a_family_of_shifted_quadratics():
+def test_surrogate_search_beats_tpe_after_15_trials_on_a_family_of_shifted_quadratics():
     studies = []
     for i in range(6):
         study = optuna.create_study(study_name=f"task{i}", sampler=optuna.samplers.RandomSampler(seed=i))
