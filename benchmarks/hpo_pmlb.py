@@ -38,7 +38,7 @@ Samplers
 ``ws-cmaes``
     ``CmaEsSampler(source_trials=...)`` (Nomura et al., AAAI 2021) from the
     completed trials of the ``n_similar`` tasks nearest by descriptor
-    (:func:`autometa.hpo.sampler.task_weights`), numeric parameters only,
+    (:func:`autometa.hpo.similarity.descriptor_weights`), numeric parameters only,
     each task's values rescaled to ``[0, 1]`` (1 best); categorical
     parameters are sampled independently at random by Optuna.
 ``portfolio+tpe``
@@ -170,14 +170,15 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
 
     from autometa.hpo.knowledge_base import KnowledgeBase
     from autometa.hpo.portfolio import greedy_portfolio
-    from autometa.hpo.sampler import MetaLearnedSampler, task_weights
+    from autometa.hpo.sampler import MetaLearnedSampler
+    from autometa.hpo.similarity import descriptor_weights
 
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed), []
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed), []
     if name == "ws-cmaes":
-        weights = task_weights(sources, descriptor, n_similar)
+        weights = descriptor_weights(sources, descriptor, n_similar)
         similar = [task for task, w in zip(sources, weights) if w > 0]
         from benchmarks.warm_start_trials import rescaled_source_trials
 

@@ -10,15 +10,16 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+import autometa.hpo.candidates
+import autometa.hpo.encoding
 import autometa.hpo.portfolio
 import autometa.hpo.sampler
 import autometa.hpo.similarity
 import autometa.hpo.surrogate
 from autometa.hpo import KnowledgeBase, MetaLearnedSampler
 from autometa.hpo.knowledge_base import Task, TrialRecord
-from autometa.hpo.portfolio import _greedy_entries, greedy_portfolio
-from autometa.hpo.sampler import task_weights
-from autometa.hpo.similarity import NearestNeighbourSurfaces, response_similarity
+from autometa.hpo.portfolio import greedy_portfolio, greedy_portfolio_entries
+from autometa.hpo.similarity import descriptor_weights, response_similarity
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 X = FloatDistribution(0.0, 1.0)
@@ -47,7 +48,7 @@ def test_portfolio_minimises_mean_regret_and_respects_direction():
     a, b = grid_task("A", [0, 5, 10]), grid_task("B", [0, 10, 5], direction="maximize")
     # alone, x=0.5 has mean regret 0.25 (x=0: 0.5, x=1: 0.75); then x=0 makes it 0
     assert greedy_portfolio([a, b], k=2) == [{"x": 0.5}, {"x": 0.0}]
-    entries = _greedy_entries([a, b], k=2)
+    entries = greedy_portfolio_entries([a, b], k=2)
     assert [e.expected_regret for e in entries] == pytest.approx([0.25, 0.0])
     assert [(e.task_name, e.trial_number) for e in entries] == [("A", 1), ("A", 0)]
     # weights: only A counts, so its own best comes first and B contributes no candidate
@@ -60,7 +61,7 @@ def test_regret_on_other_tasks_uses_the_nearest_trial():
     source = make_task("source", [({"x": 0.42}, 0.0), ({"x": 0.9}, 1.0)])
     # the target's trial nearest to x=0.42 is x=0.5, normalised value 0.25
     target = make_task("target", [({"x": 0.0}, 1.0), ({"x": 0.5}, 0.25), ({"x": 1.0}, 0.0)])
-    first = _greedy_entries([source, target], k=1, weights=[1, 1], n_candidates_per_task=1)[0]
+    first = greedy_portfolio_entries([source, target], k=1, weights=[1, 1], n_candidates_per_task=1)[0]
     # candidates: source x=0.42 (regrets 0 and 0.25) vs target x=1 (source's nearest x=0.9: 1; target 0)
     assert first.params == {"x": 0.42}
     assert first.expected_regret == pytest.approx(0.125)
@@ -70,16 +71,16 @@ def test_categorical_mismatch_missing_and_unshared_params():
     source = make_task("source", [({"x": 0.5, "kind": "a"}, 0.0), ({"x": 0.0, "kind": "b"}, 1.0)])
     # same x, other kind (distance 1) vs other x by 0.2 and same kind (distance 0.2): the latter is nearest
     target = make_task("target", [({"x": 0.5, "kind": "b"}, 1.0), ({"x": 0.7, "kind": "a"}, 0.0), ({"x": 0.0}, 0.5)])
-    first = _greedy_entries([source, target], k=1, n_candidates_per_task=1)[0]
+    first = greedy_portfolio_entries([source, target], k=1, n_candidates_per_task=1)[0]
     # were (0.5, "b") nearest, source's best would score 0.5 and target's best (0.7, "a") would win
     assert first.params == {"x": 0.5, "kind": "a"} and first.expected_regret == pytest.approx(0.0)
     # no shared parameter: every trial ties, so the regret is the target's mean normalised value
     other = make_task("other", [({"y": 0.1}, 0.0), ({"y": 0.2}, 2.0), ({"y": 0.3}, 4.0)])
-    first = _greedy_entries([source, other], k=1, weights=[1e-9, 1], n_candidates_per_task=1)
+    first = greedy_portfolio_entries([source, other], k=1, weights=[1e-9, 1], n_candidates_per_task=1)
     # other's own best (regret 0 on it) beats source's best (regret 0.5 = mean of 0, 0.5, 1 on it)
     assert first[0].params == {"y": 0.1}
     # equally weighted, each best scores 0 at home and 0.5 away: a tie, then both serve everything
-    both = _greedy_entries([source, other], k=2, n_candidates_per_task=1)
+    both = greedy_portfolio_entries([source, other], k=2, n_candidates_per_task=1)
     assert [e.task_name for e in both] == ["source", "other"]
     assert [e.expected_regret for e in both] == pytest.approx([0.25, 0.0])
 
@@ -230,13 +231,13 @@ def test_descriptor_weighting_prefers_the_most_similar_task():
         study.optimize(quadratic(optimum), n_trials=30)
         tasks.append(Task.from_study(study, descriptor))
     kb = KnowledgeBase(tasks)
-    assert task_weights(list(kb), {"log10_n_rows": 3.9}, n_similar=1).tolist() == [0, 0, 1]
-    assert task_weights(list(kb), {"log10_n_rows": 2.4}, n_similar=2).tolist() == [0.5, 0.5, 0]
+    assert descriptor_weights(list(kb), {"log10_n_rows": 3.9}, n_similar=1).tolist() == [0, 0, 1]
+    assert descriptor_weights(list(kb), {"log10_n_rows": 2.4}, n_similar=2).tolist() == [0.5, 0.5, 0]
     sampler = MetaLearnedSampler(kb, descriptor={"log10_n_rows": 3.9}, n_warm_start=1, n_similar=1)
     best_of_t2 = min(kb["t2"].completed_trials(), key=lambda t: t.value).params
     assert sampler.portfolio == [best_of_t2]
     with pytest.warns(UserWarning, match="equally"):
-        weights = task_weights(list(kb), {"n_classes": 3.0}, n_similar=1)
+        weights = descriptor_weights(list(kb), {"n_classes": 3.0}, n_similar=1)
     assert weights.tolist() == pytest.approx([1 / 3] * 3)
 
 
@@ -251,14 +252,16 @@ def test_importing_autometa_hpo_does_not_import_optuna():
 
 
 @pytest.mark.parametrize(
-    "module", [autometa.hpo.portfolio, autometa.hpo.sampler, autometa.hpo.similarity, autometa.hpo.surrogate]
+    "module",
+    [autometa.hpo.candidates, autometa.hpo.encoding, autometa.hpo.portfolio, autometa.hpo.sampler,
+     autometa.hpo.similarity, autometa.hpo.surrogate],
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 
-# --- version 2: similarity, the surrogate search, workers, determinism ------------------------
+# --- similarity, the surrogate search, workers, determinism ----------------------------------
 
 
 def spread_kb(optima=((-3.0, -3.0), (0.0, 3.0), (3.0, -1.0)), n_trials=40):
@@ -284,7 +287,7 @@ def test_a_study_of_task_i_finds_task_i_most_similar():
         # by nearest-neighbour surfaces (the warm start) and by the surrogate's task heads (its prior)
         by_neighbours = sampler._similarity(completed, optuna.study.StudyDirection.MINIMIZE)
         x = data.encoder.encode([t.params for t in completed])
-        by_heads = response_similarity([t.value for t in completed], model.features(x) @ model.task_heads.T)
+        by_heads = response_similarity([t.value for t in completed], model.task_predictions(x))
         assert int(np.argmax(by_neighbours)) == i and by_neighbours[i] == pytest.approx(1.0)
         assert int(np.argmax(by_heads)) == i, by_heads
 
@@ -314,7 +317,7 @@ def mixed_family(optimum, kind):
     return objective
 
 
-def test_v2_beats_tpe_after_15_trials_on_a_family_of_shifted_quadratics():
+def test_surrogate_search_beats_tpe_after_15_trials_on_a_family_of_shifted_quadratics():
     studies = []
     for i in range(6):
         study = optuna.create_study(study_name=f"task{i}", sampler=optuna.samplers.RandomSampler(seed=i))

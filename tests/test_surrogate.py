@@ -1,4 +1,4 @@
-"""The meta-learned surrogate: encoding, normalisation, meta-training and closed-form adaptation."""
+"""Configurations and values as numbers (hpo.encoding) and the meta-learned surrogate: meta-training, adaptation."""
 
 import math
 
@@ -7,15 +7,16 @@ import pytest
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from autometa.hpo.knowledge_base import TrialRecord
-from autometa.hpo.surrogate import (
-    DeepKernelRegressor,
+from autometa.hpo.encoding import (
+    NumericScale,
     SpaceEncoder,
-    expected_improvement,
-    meta_train_surrogate,
+    choice_index,
+    contains,
     normalised_ranks,
     normalised_values,
 )
+from autometa.hpo.knowledge_base import TrialRecord
+from autometa.hpo.surrogate import DeepKernelRegressor, expected_improvement, meta_train_surrogate
 
 
 def test_normalised_ranks_and_values_handle_ties_direction_and_rows():
@@ -48,6 +49,20 @@ def test_space_encoder_scales_one_hots_and_marks_missing_and_unknown():
     assert not encoder.knows("clash", FloatDistribution(0, 1)) and not encoder.knows("new", FloatDistribution(0, 1))
 
 
+def test_one_numeric_scale_and_one_notion_of_the_same_choice():
+    lr = FloatDistribution(1e-4, 1e-2, log=True)
+    assert NumericScale.of(lr).unit([1e-3, 1e-4, 0.0, None, "x"]).tolist()[:2] == pytest.approx([0.5, 0.0])
+    assert np.isnan(NumericScale.of(lr).unit([0.0, None, "x"])).all()  # not on a log scale: missing
+    assert NumericScale.of(IntDistribution(3, 3)).unit([3, None]).tolist()[0] == 0.0
+    # the encoder's union scale is the same scale over the union of the ranges
+    encoder = SpaceEncoder([TrialRecord(0, "COMPLETE", {"lr": 1e-3}, {"lr": lr}, (0.0,))])
+    assert encoder.encode([{"lr": 1e-3}, {"lr": "a"}])[:, 0].tolist() == pytest.approx([0.5, -1.0])
+    # 1, 1.0, True and "1" are four choices; NaN is one
+    choices = CategoricalDistribution([1, 1.0, True, "1", float("nan")])
+    assert [choice_index(choices, v) for v in (1, 1.0, True, "1", float("nan"), 2)] == [0, 1, 2, 3, 4, -1]
+    assert contains(choices, float("nan")) and not contains(CategoricalDistribution([1]), True)
+
+
 def bowls(n_tasks, n_points, rng):
     """Related functions: normalised ranks of 2-D quadratic bowls with centres near (0.5, 0.5)."""
     xs, ys = [], []
@@ -71,8 +86,7 @@ def test_meta_training_then_adapting_beats_an_untrained_model_on_new_tasks():
         y = normalised_ranks(y)
         support, query = slice(0, 5), slice(5, None)
         for name, model in (("meta", meta), ("untrained", untrained)):
-            mean, chol = model.posterior(model.features(x[support]), y[support])
-            prediction, std = model.predict(model.features(x[query]), mean, chol)
+            prediction, std = model.predict(x[support], y[support], x[query])
             assert np.all(std > 0)
             errors[name].append(np.mean((prediction - y[query]) ** 2))
     print({name: round(float(np.mean(e)), 4) for name, e in errors.items()})
@@ -96,9 +110,15 @@ def test_torch_and_numpy_predictions_agree():
     query_x = torch.tensor(xs[0][6:], dtype=torch.float32)
     loc, std = model.predict(support_x, support_y, query_x)
     fast = model.to_numpy()
-    mean, chol = fast.posterior(fast.features(xs[0][:6]), ys[0][:6])
-    loc_np, std_np = fast.predict(fast.features(xs[0][6:]), mean, chol)
+    loc_np, std_np = fast.predict(xs[0][:6], ys[0][:6], xs[0][6:])
     assert np.allclose(loc.numpy(), loc_np, atol=1e-4) and np.allclose(std.numpy(), std_np, atol=1e-4)
+    # the same posterior, in the same order: (mean of the head, Cholesky factor of its precision)
+    phi = torch.tensor(fast.features(xs[0][:6]), dtype=torch.float32)
+    with torch.no_grad():
+        mean, chol = model.posterior(phi, support_y)
+    mean_np, chol_np = fast.posterior(fast.features(xs[0][:6]), ys[0][:6])
+    assert np.allclose(mean.numpy(), mean_np, rtol=1e-3, atol=1e-3)
+    assert np.allclose(chol.numpy(), chol_np, rtol=1e-3, atol=1e-3)
     assert model.adapt(support_x, support_y)(query_x).shape == (len(query_x), 1)
 
 

@@ -2,6 +2,18 @@
 earlier studies, and ``MetaLearnedSampler`` (portfolio warm start, response
 similarity, a meta-learned surrogate).
 
+The models never see a study; the sampler is the protocol around them:
+
+- :mod:`~autometa.hpo.metafeatures`, :mod:`~autometa.hpo.knowledge_base`:
+  task descriptors and the earlier tasks' trials;
+- :mod:`~autometa.hpo.encoding`: configurations and objective values as
+  numbers (one scale, one notion of the same categorical value);
+- :mod:`~autometa.hpo.portfolio`, :mod:`~autometa.hpo.similarity`,
+  :mod:`~autometa.hpo.surrogate`, :mod:`~autometa.hpo.candidates`,
+  :mod:`~autometa.hpo.encoded_tasks`: the warm start, task similarity, the
+  meta-learned surrogate and the configurations it scores;
+- :mod:`~autometa.hpo.sampler`: ``MetaLearnedSampler``, the Optuna protocol.
+
 :mod:`autometa.hpo.metafeatures` imports no Optuna, so descriptors can be
 computed where Optuna is not installed; the other names import Optuna (and
 torch) on first use.

@@ -15,11 +15,11 @@ Normalised value
     ``(v - best_t) / (worst_t - best_t)`` in ``[0, 1]``: 0 for the task's best
     trial, 1 for its worst (for ``"maximize"`` tasks best is the largest
     value). A task whose trials all tie scores 0 everywhere. Trials with a
-    non-finite value are ignored.
+    non-finite value are ignored (:func:`autometa.hpo.encoding.normalised_values`).
 Candidates
     The ``n_candidates_per_task`` best completed trials of every task of
-    positive weight, best first, task by task; duplicate configurations are
-    kept once.
+    positive weight, best first, task by task; duplicate configurations (the
+    same parameters with the same values) are kept once.
 Regret of candidate ``c`` on task ``t``
     On ``c``'s own task: the normalised value of the trial it came from. On
     another task, where ``c`` was never evaluated: the mean normalised value
@@ -27,10 +27,12 @@ Regret of candidate ``c`` on task ``t``
     only the parameters of ``c`` that ``t`` has (its *shared* parameters):
     ``sqrt(sum_p d_p^2)`` with, for a numeric parameter, the difference of
     both values scaled to ``[0, 1]`` by ``c``'s distribution (on a log scale
-    for ``log=True``), and for a categorical one 0 when equal, 1 otherwise;
-    a trial of ``t`` without the parameter is at distance 1 in it. With no
-    shared parameter every trial ties, so the regret is ``t``'s mean
-    normalised value: what a random trial of ``t`` would score.
+    for ``log=True``), and for a categorical one 0 for the same value, 1
+    otherwise (:mod:`autometa.hpo.encoding` defines both); a trial of ``t``
+    without the parameter, or with a value the scale cannot place, is at
+    distance 1 in it. With no shared parameter every trial ties, so the
+    regret is ``t``'s mean normalised value: what a random trial of ``t``
+    would score.
 Portfolio regret
     For a set ``S`` of chosen candidates, ``sum_t w_t * min_{c in S} regret(c, t)``
     with weights ``w`` normalised to sum to 1 (the empty set scores 1 on every
@@ -40,15 +42,16 @@ Portfolio regret
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 
-__all__ = ["RegretTable", "greedy_portfolio"]
+from autometa.hpo.encoding import NumericScale, choice_key, config_key, finite_trials, is_numeric, normalised_values
+
+__all__ = ["PortfolioEntry", "RegretTable", "greedy_portfolio", "greedy_portfolio_entries"]
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,23 @@ def greedy_portfolio(tasks: Sequence, k: int, weights: Sequence[float] | None = 
     >>> [round(config["x"], 1) for config in portfolio]
     [0.5, 0.1]
     """
-    return [entry.params for entry in _greedy_entries(tasks, k, weights, n_candidates_per_task)]
+    return [entry.params for entry in greedy_portfolio_entries(tasks, k, weights, n_candidates_per_task)]
 
 
-def _greedy_entries(tasks, k, weights=None, n_candidates_per_task=10) -> list[PortfolioEntry]:
-    """:func:`greedy_portfolio` with each entry's source task, trial and expected regret."""
+def greedy_portfolio_entries(
+    tasks: Sequence, k: int, weights: Sequence[float] | None = None, n_candidates_per_task: int = 10
+) -> list[PortfolioEntry]:
+    """:func:`greedy_portfolio`, each configuration with its source task, trial and expected regret.
+
+    The parameters are :func:`greedy_portfolio`'s. Tasks of weight 0 are left
+    out before the candidates are chosen, so they contribute none.
+
+    Returns
+    -------
+    list of PortfolioEntry
+        In the order chosen; ``expected_regret`` is the weighted mean regret
+        of the portfolio up to and including the entry.
+    """
     if k < 0:
         raise ValueError(f"k must be non-negative, got {k}")
     tasks = list(tasks)
@@ -152,8 +167,7 @@ class RegretTable:
         seen = set()
         for source, task in enumerate(self._tasks):
             for index in np.argsort(task.normalised, kind="stable")[:n_candidates_per_task]:
-                # repr keys keep 1, 1.0 and True apart, as the objective sees them
-                key = tuple(sorted((name, repr(value)) for name, value in task.trials[index].params.items()))
+                key = config_key(task.trials[index].params)
                 if key not in seen:
                     seen.add(key)
                     self.candidates.append((source, int(index)))
@@ -161,7 +175,7 @@ class RegretTable:
         grouped = _group_values(configs)
         self.regret = np.empty((len(configs), len(self._tasks)))
         for t, task in enumerate(self._tasks):
-            self.regret[:, t] = task._nearest_regrets(len(configs), *grouped)
+            self.regret[:, t] = task.nearest_regrets(len(configs), *grouped)
         for c, (source, index) in enumerate(self.candidates):
             self.regret[c, source] = self._tasks[source].normalised[index]
 
@@ -227,24 +241,16 @@ class _Scored:
                 f"task {task.name!r} has {len(task.directions)} objectives; portfolios are single-objective"
             )
         self.name = task.name
-        self.trials = [t for t in task.completed_trials() if t.value is not None and math.isfinite(t.value)]
-        values = np.array([t.value for t in self.trials], dtype=np.float64)
-        if task.direction == "maximize":
-            values = -values
-        spread = values.max() - values.min() if len(values) else 0.0
-        self.normalised = (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
+        self.trials = finite_trials(task.completed_trials())
+        self.normalised = normalised_values([t.value for t in self.trials], task.direction)
         self._param_names = {name for t in self.trials for name in t.params}
         self._columns: dict = {}
 
-    def nearest_regret(self, config) -> float:
-        """The mean normalised value of the trials nearest to ``config`` (a TrialRecord)."""
-        return float(self.nearest_regrets([config])[0])
+    def nearest_regrets(self, n_configs: int, numeric: dict, categorical: dict) -> np.ndarray:
+        """The mean normalised value of the trials nearest to each of ``n_configs`` configurations.
 
-    def nearest_regrets(self, configs: Sequence) -> np.ndarray:
-        """:meth:`nearest_regret` of many configurations at once, vectorised."""
-        return self._nearest_regrets(len(configs), *_group_values(configs))
-
-    def _nearest_regrets(self, n_configs: int, numeric: dict, categorical: dict) -> np.ndarray:
+        ``numeric`` and ``categorical`` hold the configurations' values, as :func:`_group_values` groups them.
+        """
         squared = np.zeros((n_configs, len(self.trials)))
         for (name, distribution), (rows, values) in numeric.items():
             if name not in self._param_names:
@@ -262,55 +268,42 @@ class _Scored:
         return (nearest * self.normalised).sum(axis=1) / nearest.sum(axis=1)
 
     def _numeric_column(self, name: str, distribution: BaseDistribution) -> np.ndarray:
+        """The trials' values of ``name`` scaled by ``distribution`` (NaN where a trial lacks it)."""
         key = (name, distribution)
         if key not in self._columns:
-            values = [_scale(t.params[name], distribution) if name in t.params else np.nan for t in self.trials]
-            self._columns[key] = np.array(values, dtype=np.float64)
+            self._columns[key] = NumericScale.of(distribution).unit([t.params.get(name) for t in self.trials])
         return self._columns[key]
 
     def _categorical_column(self, name: str) -> tuple[dict[str, int], np.ndarray]:
-        # repr makes any choice (None, bool, float, str) a hashable code key, and keeps 1 != True
+        """``(codes, column)``: a code per distinct value of ``name`` (:func:`choice_key`), -1 where it is absent."""
         if name not in self._columns:
-            keys = [repr(t.params[name]) if name in t.params else None for t in self.trials]
+            keys = [choice_key(t.params[name]) if name in t.params else None for t in self.trials]
             codes = {key: i for i, key in enumerate(dict.fromkeys(k for k in keys if k is not None))}
             self._columns[name] = (codes, np.array([-1 if k is None else codes[k] for k in keys]))
         return self._columns[name]
 
 
 def _group_values(configs: Sequence) -> tuple[dict, dict]:
-    """The configurations' values grouped for :meth:`_Scored._nearest_regrets`.
+    """The configurations' values grouped for :meth:`_Scored.nearest_regrets`.
 
     Numeric: ``(name, distribution) -> (rows, values scaled by it)``;
-    categorical: ``name -> (rows, repr of the values)``.
+    categorical: ``name -> (rows, choice keys of the values)``.
     """
     numeric: dict = {}
     categorical: dict = {}
     for row, config in enumerate(configs):
         for name, value in config.params.items():
             distribution = config.distributions[name]
-            if _is_numeric(distribution):
+            if is_numeric(distribution):
                 rows, values = numeric.setdefault((name, distribution), ([], []))
-                values.append(_scale(value, distribution))
             else:
                 rows, values = categorical.setdefault(name, ([], []))
-                values.append(repr(value))
+                value = choice_key(value)
+            values.append(value)
             rows.append(row)
-    numeric = {key: (np.array(rows), np.array(values, dtype=np.float64)) for key, (rows, values) in numeric.items()}
+    numeric = {
+        (name, distribution): (np.array(rows), NumericScale.of(distribution).unit(values))
+        for (name, distribution), (rows, values) in numeric.items()
+    }
     categorical = {key: (np.array(rows), values) for key, (rows, values) in categorical.items()}
     return numeric, categorical
-
-
-def _is_numeric(distribution: BaseDistribution) -> bool:
-    return isinstance(distribution, (FloatDistribution, IntDistribution))
-
-
-def _scale(value: Any, distribution: BaseDistribution) -> float:
-    """A numeric value scaled to [0, 1] by ``distribution``'s range (NaN when not a number)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return np.nan  # a non-numeric value of a parameter numeric here: as good as missing
-    low, high = float(distribution.low), float(distribution.high)
-    if distribution.log and value > 0:
-        value, low, high = math.log(value), math.log(low), math.log(high)
-    return 0.0 if high == low else (value - low) / (high - low)

@@ -1,15 +1,9 @@
 """The meta-learned surrogate of :class:`~autometa.hpo.MetaLearnedSampler`.
 
-Two pieces, apart from the sampler protocol (as Optuna keeps TPE's
-``_parzen_estimator.py`` apart from its sampler):
+A model that never sees a study, apart from the sampler protocol (as Optuna
+keeps TPE's ``_parzen_estimator.py`` apart from its sampler). Its inputs are
+configurations encoded by :class:`autometa.hpo.encoding.SpaceEncoder`.
 
-:class:`SpaceEncoder`
-    Configurations as vectors: each numeric parameter the knowledge base saw
-    is one column scaled to ``[0, 1]`` by the union of its ranges there (on a
-    log scale when every task drew it on one), each categorical parameter one
-    column per value the knowledge base tried (one-hot). A numeric parameter
-    missing from a configuration (a conditional branch not taken) is ``-1``,
-    a categorical one all zeros.
 :class:`DeepKernelRegressor`
     A few-shot regressor: Bayesian linear regression on features
     ``phi(x)`` of a small MLP (:func:`autometa.nn.MLP`), i.e. a Gaussian
@@ -24,187 +18,32 @@ Two pieces, apart from the sampler protocol (as Optuna keeps TPE's
     closed-form (one ``h x h`` linear solve, ``h`` the feature width), so it
     costs far less than gradient steps, and the posterior variance gives the
     acquisition function its uncertainty.
+:class:`NumpySurrogate`
+    The meta-trained regressor in float64 NumPy, with the same
+    ``posterior`` and ``predict``, for the sampler's per-trial work;
+    :func:`meta_train_surrogate` returns one.
 
-Targets are *normalised ranks*: within a set of ``m`` trials, the best scores
-0 and the worst 1 (``rank / (m - 1)``, ties averaged, direction handled), so
-tasks with objectives of any scale and direction share one target space.
+Targets are *normalised ranks* (:func:`autometa.hpo.encoding.normalised_ranks`):
+within a set of ``m`` trials, the best scores 0 and the worst 1
+(``rank / (m - 1)``, ties averaged, direction handled), so tasks with
+objectives of any scale and direction share one target space.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from threadpoolctl import ThreadpoolController
 
+from autometa.hpo.encoding import normalised_ranks
 from autometa.meta.base import MetaLearner, Predictor
 from autometa.meta.training import meta_train
 from autometa.tasks.task import TaskBatch
 
-__all__ = ["DeepKernelRegressor", "NumpySurrogate", "SpaceEncoder", "meta_train_surrogate", "normalised_ranks"]
-
-MISSING = -1.0  # the code of a numeric parameter a configuration lacks
-
-
-def normalised_ranks(values: np.ndarray, direction: str = "minimize") -> np.ndarray:
-    """Ranks scaled to ``[0, 1]``: 0 for the best value, 1 for the worst, ties averaged.
-
-    Parameters
-    ----------
-    values : array-like of shape (n,) or (b, n)
-        Objective values; with two dimensions, each row is ranked alone.
-    direction : {"minimize", "maximize"}, default="minimize"
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape as ``values``; all zeros for a single value.
-
-    Examples
-    --------
-    >>> normalised_ranks([3.0, 1.0, 2.0, 2.0]).tolist()
-    [1.0, 0.0, 0.5, 0.5]
-    >>> normalised_ranks([3.0, 1.0, 2.0], direction="maximize").tolist()
-    [0.0, 1.0, 0.5]
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if direction == "maximize":
-        values = -values
-    n = values.shape[-1]
-    if n < 2:
-        return np.zeros_like(values)
-    if values.ndim == 1:
-        ordered = np.sort(values)
-        # the mean position of each value's run of ties
-        ranks = (np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right") - 1) / 2
-    else:
-        from scipy.stats import rankdata
-
-        ranks = rankdata(values, axis=-1) - 1
-    return ranks / (n - 1)
-
-
-def normalised_values(values: np.ndarray, direction: str = "minimize") -> np.ndarray:
-    """Values scaled to ``[0, 1]`` by their range: 0 for the best, 1 for the worst (each row alone).
-
-    The scale of :mod:`autometa.hpo.portfolio`; all zeros where the values tie.
-
-    Examples
-    --------
-    >>> normalised_values([3.0, 1.0, 2.0, 2.0]).tolist()
-    [1.0, 0.0, 0.5, 0.5]
-    >>> normalised_values([[1.0, 5.0], [2.0, 2.0]], direction="maximize").tolist()
-    [[1.0, 0.0], [0.0, 0.0]]
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if direction == "maximize":
-        values = -values
-    low = values.min(axis=-1, keepdims=True)
-    spread = values.max(axis=-1, keepdims=True) - low
-    return np.where(spread > 0, (values - low) / np.where(spread > 0, spread, 1.0), 0.0)
-
-
-class SpaceEncoder:
-    """Configurations as vectors, with the parameters and values a knowledge base saw.
-
-    Parameters
-    ----------
-    trials : iterable of TrialRecord or FrozenTrial
-        Anything with ``params`` and ``distributions``. A parameter that is
-        numeric in some trials and categorical in others is left out.
-
-    Attributes
-    ----------
-    n_columns : int
-        The width of an encoded configuration.
-    numeric : dict of str to tuple
-        ``name -> (column, low, high, log)``: the reference scale.
-    categorical : dict of str to tuple
-        ``name -> (first column, {repr(value): offset})``.
-
-    Examples
-    --------
-    >>> from optuna.distributions import FloatDistribution, CategoricalDistribution
-    >>> from autometa.hpo.knowledge_base import TrialRecord
-    >>> space = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "kind": CategoricalDistribution(["a", "b"])}
-    >>> records = [TrialRecord(0, "COMPLETE", {"lr": 1e-2, "kind": "b"}, space, (0.0,))]
-    >>> SpaceEncoder(records).encode([{"lr": 1e-2, "kind": "b"}, {"kind": "c"}]).round(2).tolist()
-    [[0.5, 1.0], [-1.0, 0.0]]
-    """
-
-    def __init__(self, trials):
-        numeric: dict[str, list] = {}
-        categorical: dict[str, dict[str, Any]] = {}
-        for trial in trials:
-            for name, distribution in trial.distributions.items():
-                if isinstance(distribution, (FloatDistribution, IntDistribution)):
-                    low, high, log = float(distribution.low), float(distribution.high), bool(distribution.log)
-                    if name in numeric:
-                        numeric[name] = [min(numeric[name][0], low), max(numeric[name][1], high), numeric[name][2] and log]
-                    else:
-                        numeric[name] = [low, high, log]
-                else:
-                    categorical.setdefault(name, {}).setdefault(repr(trial.params[name]), trial.params[name])
-        clash = set(numeric) & set(categorical)
-        self.numeric: dict[str, tuple[int, float, float, bool]] = {}
-        self.categorical: dict[str, tuple[int, dict[str, int]]] = {}
-        column = 0
-        for name in sorted(numeric):
-            if name in clash:
-                continue
-            low, high, log = numeric[name]
-            log = log and low > 0
-            if log:
-                low, high = math.log(low), math.log(high)
-            self.numeric[name] = (column, low, high, log)
-            column += 1
-        for name in sorted(categorical):
-            if name in clash:
-                continue
-            self.categorical[name] = (column, {key: i for i, key in enumerate(categorical[name])})
-            column += len(categorical[name])
-        self.n_columns = column
-
-    def knows(self, name: str, distribution: BaseDistribution) -> bool:
-        """Whether the surrogate can model ``name`` drawn from ``distribution``.
-
-        A numeric parameter must have been numeric in the knowledge base; a
-        categorical one must have been categorical there with every one of
-        ``distribution``'s choices tried.
-        """
-        if isinstance(distribution, (FloatDistribution, IntDistribution)):
-            return name in self.numeric
-        if isinstance(distribution, CategoricalDistribution) and name in self.categorical:
-            codes = self.categorical[name][1]
-            return all(repr(choice) in codes for choice in distribution.choices)
-        return False
-
-    def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Encode parameter dicts; unknown parameters are ignored. Shape ``(n, n_columns)``."""
-        out = np.zeros((len(configs), self.n_columns))
-        for name, (column, *_) in self.numeric.items():
-            out[:, column] = self.encode_numeric(name, [config.get(name, np.nan) for config in configs])
-        for name, (column, codes) in self.categorical.items():
-            for row, config in enumerate(configs):
-                if name in config:
-                    offset = codes.get(repr(config[name]))
-                    if offset is not None:
-                        out[row, column + offset] = 1.0
-        return out
-
-    def encode_numeric(self, name: str, values) -> np.ndarray:
-        """A numeric parameter's values on its reference scale; NaN (missing) becomes ``-1``."""
-        _, low, high, log = self.numeric[name]
-        values = np.asarray(values, dtype=np.float64)
-        if log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.log(values)
-        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        return np.where(np.isfinite(scaled), scaled, MISSING)
+__all__ = ["DeepKernelRegressor", "NumpySurrogate", "expected_improvement", "meta_train_surrogate", "one_blas_thread"]
 
 
 class DeepKernelRegressor(MetaLearner):
@@ -264,8 +103,12 @@ class DeepKernelRegressor(MetaLearner):
         """``phi(x)``: the MLP's features beside ``x`` and ``x ** 2``, shape ``(..., n_features + 2 * in_features)``."""
         return torch.cat([self.backbone(x), x, x**2], dim=-1)
 
-    def _posterior(self, phi: torch.Tensor, y: torch.Tensor, prior_mean: torch.Tensor | None = None):
-        """Cholesky factor of ``A`` and the posterior mean, batched over leading dims."""
+    def posterior(self, phi: torch.Tensor, y: torch.Tensor, prior_mean: torch.Tensor | None = None):
+        """The head's posterior given features ``phi`` and targets ``y``: ``(mean, chol)``, batched over leading dims.
+
+        ``chol`` is the Cholesky factor of the posterior precision ``A``;
+        ``prior_mean`` replaces the learned prior mean when given.
+        """
         noise = self.log_noise.exp()
         precision = self.log_prior_precision.exp()
         m0 = self.prior_mean if prior_mean is None else prior_mean
@@ -273,9 +116,10 @@ class DeepKernelRegressor(MetaLearner):
         b = (phi.transpose(-1, -2) @ y.unsqueeze(-1)).squeeze(-1) / noise + precision * m0
         chol = torch.linalg.cholesky(a)
         mean = torch.cholesky_solve(b.unsqueeze(-1), chol).squeeze(-1)
-        return chol, mean
+        return mean, chol
 
-    def _predict(self, chol, mean, phi):
+    def _predictive(self, phi, mean, chol):
+        """Predictive mean and variance at features ``phi`` under the posterior ``(mean, chol)``."""
         loc = (phi @ mean.unsqueeze(-1)).squeeze(-1)
         v = torch.linalg.solve_triangular(chol, phi.transpose(-1, -2), upper=False)
         var = self.log_noise.exp() + (v**2).sum(-2)
@@ -284,22 +128,22 @@ class DeepKernelRegressor(MetaLearner):
     def query_loss(self, tasks: TaskBatch):
         phi_support = self.features(tasks.support_x)
         phi_query = self.features(tasks.query_x)
-        chol, mean = self._posterior(phi_support, tasks.support_y)
-        loc, var = self._predict(chol, mean, phi_query)
+        mean, chol = self.posterior(phi_support, tasks.support_y)
+        loc, var = self._predictive(phi_query, mean, chol)
         nll = 0.5 * (torch.log(2 * math.pi * var) + (tasks.query_y - loc) ** 2 / var)
         return nll.mean(), loc.unsqueeze(-1)
 
-    def predict(self, support_x, support_y, query_x) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, support_x, support_y, query_x, prior_mean=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior predictive mean and standard deviation at ``query_x``, given one task's support set."""
         with torch.no_grad():
-            chol, mean = self._posterior(self.features(support_x), support_y)
-            loc, var = self._predict(chol, mean, self.features(query_x))
+            mean, chol = self.posterior(self.features(support_x), support_y, prior_mean)
+            loc, var = self._predictive(self.features(query_x), mean, chol)
         return loc, var.sqrt()
 
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Predictor:
         """The posterior mean function given one task's support set, as ``(n, 1)`` outputs."""
         with torch.no_grad():
-            chol, mean = self._posterior(self.features(support_x), support_y)
+            mean, chol = self.posterior(self.features(support_x), support_y)
         return lambda query_x: (self.features(query_x) @ mean).unsqueeze(-1)
 
     def to_numpy(self) -> NumpySurrogate:
@@ -317,6 +161,9 @@ class DeepKernelRegressor(MetaLearner):
 class NumpySurrogate:
     """A meta-trained :class:`DeepKernelRegressor` in NumPy, for the sampler's per-trial work.
 
+    ``features``, ``posterior`` and ``predict`` are the regressor's, in float64
+    without torch's per-call dispatch.
+
     Parameters
     ----------
     layers : list of (weight, bias)
@@ -324,6 +171,11 @@ class NumpySurrogate:
     prior_mean, prior_precision : numpy.ndarray of shape (h,)
     noise : float
         The noise variance.
+
+    Attributes
+    ----------
+    task_heads : numpy.ndarray of shape (n_tasks, h)
+        The posterior mean head of each knowledge-base task (:meth:`fit_task_heads`).
     """
 
     def __init__(self, layers, prior_mean, prior_precision, noise):
@@ -343,7 +195,11 @@ class NumpySurrogate:
         return np.concatenate([h, x, x**2], axis=1)
 
     def posterior(self, phi: np.ndarray, y: np.ndarray, prior_mean: np.ndarray | None = None):
-        """The head's posterior: its mean and the Cholesky factor of its precision."""
+        """The head's posterior given features ``phi`` and targets ``y``: ``(mean, chol)``.
+
+        ``chol`` is the Cholesky factor of the posterior precision;
+        ``prior_mean`` replaces the learned prior mean when given.
+        """
         m0 = self.prior_mean if prior_mean is None else prior_mean
         a = phi.T @ phi / self.noise + np.diag(self.prior_precision)
         b = phi.T @ y / self.noise + self.prior_precision * m0
@@ -351,8 +207,18 @@ class NumpySurrogate:
         mean = _cho_solve(chol, b)
         return mean, chol
 
-    def predict(self, phi: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predictive mean and standard deviation at features ``phi``."""
+    def predict(self, support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray,
+                prior_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive mean and standard deviation at ``query_x``, given one task's support set."""
+        mean, chol = self.posterior(self.features(support_x), support_y, prior_mean)
+        return self._predictive(self.features(query_x), mean, chol)
+
+    def task_predictions(self, x: np.ndarray) -> np.ndarray:
+        """Each knowledge-base task's predicted normalised rank at ``x`` (its head), shape ``(n, n_tasks)``."""
+        return self.features(x) @ self.task_heads.T
+
+    def _predictive(self, phi: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and standard deviation at features ``phi`` under the posterior ``(mean, chol)``."""
         v = _solve_lower(chol, phi.T)
         return phi @ mean, np.sqrt(self.noise + (v**2).sum(axis=0))
 
