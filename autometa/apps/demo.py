@@ -32,8 +32,8 @@ import torch
 from autometa._common import describe, mean_ci
 
 #: Sizes of the full demo; ``quick=True`` (the tests) shrinks every one.
-FULL = {"meta_steps": 500, "episodes": 200, "sine_steps": 6000, "sine_tasks": 500, "hpo_trials": 20, "hpo_seeds": 2}
-QUICK = {"meta_steps": 30, "episodes": 20, "sine_steps": 1500, "sine_tasks": 50, "hpo_trials": 6, "hpo_seeds": 1}
+FULL = {"meta_steps": 500, "episodes": 200, "sine_steps": 6000, "sine_tasks": 500, "hpo_trials": 20, "hpo_splits": 3}
+QUICK = {"meta_steps": 30, "episodes": 20, "sine_steps": 1500, "sine_tasks": 50, "hpo_trials": 6, "hpo_splits": 1}
 
 
 def run(out: str | Path = "autometa-demo", seed: int = 0, quick: bool = False, verbose: bool = True) -> dict:
@@ -46,7 +46,7 @@ def run(out: str | Path = "autometa-demo", seed: int = 0, quick: bool = False, v
     results = {
         "fewshot": few_shot_classification(sizes["meta_steps"], sizes["episodes"], seed, verbose),
         "sinusoid": sinusoid_regression(sizes["sine_steps"], sizes["sine_tasks"], seed, verbose),
-        "hpo": warm_started_search(sizes["hpo_trials"], sizes["hpo_seeds"], seed, verbose),
+        "hpo": warm_started_search(sizes["hpo_trials"], sizes["hpo_splits"], seed, verbose),
     }
     plots = _plot(results, out)
     print(f"\nplots: {', '.join(str(p) for p in plots)}")
@@ -129,37 +129,66 @@ def sinusoid_regression(meta_steps: int, n_test_tasks: int, seed: int, verbose: 
 
 
 # -- 3. warm-started hyperparameter search ----------------------------------------------
-def warm_started_search(n_trials: int, n_seeds: int, seed: int, verbose: bool) -> dict:
+HPO_SPACE = "svc"
+
+
+def warm_started_search(n_trials: int, n_splits: int, seed: int, verbose: bool) -> dict:
+    """Tune on a training split, then score each search's incumbent on a test split it never saw."""
     import optuna
     from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     from autometa.hpo import MetaLearnedSampler
-    from autometa.hpo.spaces import make_objective
+    from autometa.hpo.spaces import get_space, make_objective
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = get_space(HPO_SPACE)
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    objective = make_objective("hist_gradient_boosting", X, y, cv=3)
-    print(f"\n[3] tuning HistGradientBoostingClassifier on breast cancer ({len(X)} rows): {n_trials} trials, "
-          f"{n_seeds} seed(s), {objective.metric} (3-fold CV)")
-    curves = {"TPE": [], "MetaLearnedSampler.from_pretrained": []}
-    for s in range(seed, seed + n_seeds):
+    checkpoints = sorted({min(3, n_trials), min(10, n_trials), n_trials})
+    print(f"\n[3] tuning {space.description.split(':')[0]} on breast cancer ({len(X)} rows): {n_trials} trials, "
+          f"3-fold CV on a 70% training split; the incumbent (best CV) refit on it and scored on the other 30%; "
+          f"{n_splits} random splits")
+    def untuned(random_state):  # scikit-learn's defaults: C=1, gamma="scale"
+        return make_pipeline(StandardScaler(), SVC(random_state=random_state))
+
+    names = ("untuned SVC()", "TPE", "MetaLearnedSampler.from_pretrained")
+    test = {name: [] for name in names}
+    curves = {name: [] for name in names[1:]}
+    for split in range(seed, seed + n_splits):
+        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=split)
+        objective = make_objective(space, X_train, y_train, cv=3, random_state=split)
+        scorer = get_scorer(objective.metric)
+
+        def test_score(params, X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test):
+            model = space.build(params, X_train, random_state=seed) if params is not None else untuned(seed)
+            return float(scorer(model.fit(X_train, y_train), X_test, y_test))
+
+        test["untuned SVC()"].append([test_score(None)] * len(checkpoints))
+        # one sampler seed for every split: the surrogate, meta-trained on the shipped knowledge base, is
+        # then trained once and reused
         samplers = {
-            "TPE": optuna.samplers.TPESampler(seed=s),
+            "TPE": optuna.samplers.TPESampler(seed=seed),
             "MetaLearnedSampler.from_pretrained": MetaLearnedSampler.from_pretrained(
-                "hist_gradient_boosting", X=X, y=y, seed=s),
+                space.name, X=X_train, y=y_train, seed=seed),
         }
         for name, sampler in samplers.items():
-            study = optuna.create_study(direction=objective.direction, sampler=sampler)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
             study.optimize(objective, n_trials=n_trials, show_progress_bar=False)
-            values = [t.value for t in study.trials if t.value is not None]
-            best = np.maximum.accumulate(values) if objective.direction == "maximize" else np.minimum.accumulate(values)
-            curves[name].append(best)
+            trials = [t for t in study.trials if t.value is not None and np.isfinite(t.value)]
+            curves[name].append(np.maximum.accumulate([t.value for t in trials]))
+            test[name].append([test_score(max(trials[:c], key=lambda t: t.value).params) for c in checkpoints])
+    print(f"  {objective.metric} on the test split, mean of {n_splits} splits")
+    print(f"  {'after trial':<36}" + "".join(f"{c:>10}" for c in checkpoints))
+    for name in names:
+        scores = np.mean(test[name], axis=0)
+        print(f"  {name:<36}" + "".join(f"{v:>10.4f}" for v in scores))
     mean = {name: np.mean(np.array(runs), axis=0) for name, runs in curves.items()}
-    checkpoints = sorted({min(3, n_trials), min(10, n_trials), n_trials})
-    print(f"  {'best score after trial':<36}" + "".join(f"{c:>10}" for c in checkpoints))
-    for name, curve in mean.items():
-        print(f"  {name:<36}" + "".join(f"{curve[c - 1]:>10.4f}" for c in checkpoints))
-    return {"metric": objective.metric, "direction": objective.direction, "curves": mean}
+    return {"metric": objective.metric, "checkpoints": checkpoints, "curves": mean,
+            "test": {name: np.mean(values, axis=0).tolist() for name, values in test.items()}}
 
 
 # -- output ----------------------------------------------------------------------------
@@ -198,7 +227,7 @@ def _plot(results: dict, out: Path) -> list[Path]:
     for name, curve in hpo["curves"].items():
         ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=name)
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"best {hpo['metric']} so far")
+    ax.set_ylabel(f"best CV {hpo['metric']} so far")
     ax.legend(fontsize=8)
     paths.append(_save(fig, out / "hpo.png"))
     return paths

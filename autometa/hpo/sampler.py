@@ -23,12 +23,17 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autometa._common import check_int
 from autometa.hpo.candidates import Candidates, Signatures
 from autometa.hpo.encoded_tasks import EncodedTasks
 from autometa.hpo.encoding import contains, finite_trials, normalised_ranks
 from autometa.hpo.knowledge_base import KnowledgeBase
 from autometa.hpo.portfolio import PortfolioEntry, RegretTable, greedy_portfolio_entries
-from autometa.hpo.similarity import descriptor_weights, response_similarity, top_similar_weights
+from autometa.hpo.similarity import (
+    descriptor_weights,
+    response_similarity,
+    top_similar_weights,
+)
 from autometa.hpo.surrogate import expected_improvement, one_blas_thread
 
 __all__ = ["MetaLearnedSampler"]
@@ -185,18 +190,13 @@ class MetaLearnedSampler(BaseSampler):
         meta_train_steps: int = 300,
         patience: int | None = 20,
     ) -> None:
-        if not isinstance(n_warm_start, int) or n_warm_start < 0:
-            raise ValueError(f"n_warm_start must be a non-negative int, got {n_warm_start!r}")
-        if not isinstance(n_similar, int) or n_similar < 1:
-            raise ValueError(f"n_similar must be a positive int, got {n_similar!r}")
+        check_int(n_warm_start, "n_warm_start", 0)
+        check_int(n_similar, "n_similar")
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
-        if not isinstance(n_candidates, int) or n_candidates < 1:
-            raise ValueError(f"n_candidates must be a positive int, got {n_candidates!r}")
-        if not isinstance(meta_train_steps, int) or meta_train_steps < 1:
-            raise ValueError(f"meta_train_steps must be a positive int, got {meta_train_steps!r}")
-        if patience is not None and (not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+        check_int(n_candidates, "n_candidates")
+        check_int(meta_train_steps, "meta_train_steps")
+        check_int(patience, "patience", allow_none=True)
         self._fallback = fallback if fallback is not None else optuna.samplers.TPESampler(seed=seed)
         self._seed = seed
         self._rng = np.random.RandomState(seed)
