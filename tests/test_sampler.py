@@ -415,7 +415,7 @@ def test_invalid_arguments_are_rejected_with_clear_errors():
     with pytest.raises(ValueError, match="n_warm_start"):
         MetaLearnedSampler(kb, n_warm_start=-1)
     for patience in (0, 2.5, "10"):
-        with pytest.raises(ValueError, match="patience must be a positive int or None"):
+        with pytest.raises(ValueError, match="patience must be a positive integer or None"):
             MetaLearnedSampler(kb, patience=patience)
 
 
