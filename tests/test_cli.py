@@ -31,6 +31,33 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert main(["bench", "omniglot-load", "--data", str(tmp_path / "missing.zip")]) == 2
 
 
+def test_options_rejected_by_their_type_exit_2(capsys):
+    for argv, option in ((["fewshot", "train", "--out", "m.pt", "--k-shot", "0"], "--k-shot"),
+                         (["bench", "sinusoid", "--shots", "5,x"], "--shots"),
+                         (["rl2", "eval", "--agent", "a.pt", "--seed", "-1"], "--seed")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and f"argument {option}: " in capsys.readouterr().err
+
+
+def test_a_library_error_is_not_reported_as_a_user_error(monkeypatch):
+    import autometa.apps.demo
+
+    def broken(**kwargs):
+        raise ValueError("a bug in the library")
+
+    monkeypatch.setattr(autometa.apps.demo, "run", broken)
+    with pytest.raises(ValueError, match="a bug in the library"):
+        main(["demo"])
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys\nfrom autometa.apps.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'optuna', 'sklearn', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stderr
+
+
 def test_python_dash_m_runs_the_command():
     result = subprocess.run([sys.executable, "-m", "autometa", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("autometa ")
@@ -54,6 +81,17 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
     assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+
+
+@needs_omniglot
+def test_train_options_checked_against_the_data(tmp_path, capsys):
+    data = [arg for z in ZIPS for arg in ("--data", str(z))]
+    for extra, message in ((["--val-alphabets", "Klingon"], "--val-alphabets: unknown alphabet 'Klingon'"),
+                           (["--exclude-alphabets", "Korean,Klingon"], "--exclude-alphabets: unknown alphabet"),
+                           (["--k-shot", "16"], "--k-shot 16: an episode needs 21 images of a class")):
+        assert main(["fewshot", "train", *data, "--out", str(tmp_path / "m.pt"), "--device", "cpu", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"autometa: error: {message}") and "Traceback" not in err
 
 
 def test_distributed_outside_torchrun_is_a_user_error(tmp_path, capsys, monkeypatch):

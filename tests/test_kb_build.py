@@ -132,7 +132,7 @@ def test_a_killed_build_resumes_without_losing_or_repeating_trials(data_dir, tmp
     assert len(before["logistic_regression:alpha"]) == 5 and len(before["logistic_regression:beta"]) == 2
     assert "logistic_regression:gamma" not in before
 
-    from autometa.apps.cli.kb import main
+    from autometa.apps.cli import main
 
     assert main(["kb", "build", "--estimator", "logistic_regression", "--data-dir", str(data_dir),
                  "--datasets", "alpha,beta,gamma", "--trials", "5", "--storage", url, "--quiet"]) == 0
@@ -190,7 +190,7 @@ def test_user_mistakes_are_reported_clearly(data_dir, tmp_path):
 
 
 def test_cli_reports_errors_as_autometa_error(data_dir, tmp_path, capsys):
-    from autometa.apps.cli.kb import main
+    from autometa.apps.cli import main
 
     assert main(["kb", "build", "--estimator", "nope", "--data-dir", str(data_dir), "--storage",
                  f"sqlite:///{tmp_path / 'kb.db'}"]) == 2

@@ -2,14 +2,14 @@
 
 import argparse
 import pickle
+import re
 
 import pytest
 import torch
 
 from autometa.rl import (BernoulliBandits, RL2Agent, RL2Config, TabularMDPs, evaluate_agent, gae, ppo_update,
                          rollout, train_rl2)
-from autometa.apps.cli import UserError
-from autometa.apps.cli.rl2 import add_parser
+from autometa.apps.cli import main
 
 
 def _agent(tasks=None, **kwargs):
@@ -145,36 +145,38 @@ def test_play_gym_env():
     assert isinstance(mdp_agent.play_gym(TabularMDPEnv(2, episode_length=3), seed=0, greedy=True), float)
 
 
-def _parser():
-    parser = argparse.ArgumentParser(prog="autometa")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
+def _exit_status(argv: str) -> int:
+    """The exit status of ``autometa argv``, whether argparse or the command rejects it."""
+    try:
+        return main(argv.split())
+    except SystemExit as exit_:
+        return exit_.code
 
 
-@pytest.mark.parametrize("argv, error, match", [
-    ("rl2 train --env bandit --out x.pt --steps 1", ValueError, "--arms K"),
-    ("rl2 train --env bandit --arms 1 --out x.pt --steps 1", ValueError, "at least 2 arms"),
-    ("rl2 train --env bandit --arms 3 --horizon 0 --out x.pt --steps 1", ValueError, "n_pulls"),
-    ("rl2 train --env mdp --arms 3 --out x.pt --steps 1", ValueError, "bandits only"),
-    ("rl2 train --env bandit --arms 3 --out x.pt --steps 0", ValueError, "--steps"),
-    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --gamma 2", ValueError, "gamma"),
-    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --device tpu", UserError, "--device"),
-    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --threads 0", ValueError, "--threads"),
-    ("rl2 eval --agent missing.pt", FileNotFoundError, "no RL\\^2 agent file"),
-    ("rl2 eval --agent missing.pt --trials 1", ValueError, "--trials"),
+@pytest.mark.parametrize("argv, match", [
+    ("rl2 train --env bandit --out x.pt --steps 1", "--arms K"),
+    ("rl2 train --env bandit --arms 1 --out x.pt --steps 1", "at least 2 arms"),
+    ("rl2 train --env bandit --arms 3 --horizon 0 --out x.pt --steps 1", "n_pulls"),
+    ("rl2 train --env mdp --arms 3 --out x.pt --steps 1", "bandits only"),
+    ("rl2 train --env bandit --arms 3 --out x.pt --steps 0", "--steps"),
+    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --gamma 2", "gamma"),
+    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --device tpu", "--device"),
+    ("rl2 train --env bandit --arms 3 --out x.pt --steps 1 --threads 0", "--threads"),
+    ("rl2 eval --agent missing.pt", "no RL\\^2 agent file"),
+    ("rl2 eval --agent missing.pt --trials 1", "--trials"),
 ])
-def test_cli_user_errors(argv, error, match, tmp_path, monkeypatch):
+def test_cli_user_errors(argv, match, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = _parser().parse_args(argv.split())
-    with pytest.raises(error, match=match):
-        args.func(args)
+    assert _exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
-def test_cli_cuda_missing_is_a_clear_error(tmp_path):
-    args = _parser().parse_args(f"rl2 train --env bandit --arms 3 --out {tmp_path}/a.pt --device cuda".split())
-    with pytest.raises(UserError, match="CUDA is not available"):
-        args.func(args)
+def test_cli_cuda_missing_is_a_clear_error(tmp_path, capsys):
+    assert _exit_status(f"rl2 train --env bandit --arms 3 --out {tmp_path}/a.pt --device cuda") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autometa: error: --device: ") and "CUDA is not available" in err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

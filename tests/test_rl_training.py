@@ -7,7 +7,7 @@ import torch
 
 from autometa.rl import BernoulliBandits, RL2Config, TabularMDPs, evaluate_agent, train_rl2
 from autometa.rl.baselines import reward_table, simulate, thompson_policy, ucb1_policy
-from autometa.apps.cli.rl2 import add_parser
+from autometa.apps.cli import main
 
 
 def test_rl2_beats_thompson_sampling_and_ucb1_on_5_armed_bandits():
@@ -38,17 +38,11 @@ def test_mdp_training_runs():
 
 
 def test_cli_train_then_eval(tmp_path, capsys):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="autometa")
-    add_parser(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "agent.pt"
-    args = parser.parse_args(f"rl2 train --env bandit --arms 3 --horizon 5 --out {out} --steps 2 "
-                             "--trials-per-batch 16 --hidden-size 16 --quiet".split())
-    args.func(args)
+    assert main(f"rl2 train --env bandit --arms 3 --horizon 5 --out {out} --steps 2 "
+                "--trials-per-batch 16 --hidden-size 16 --quiet".split()) == 0
     assert out.is_file() and "saved" in capsys.readouterr().out
-    args = parser.parse_args(f"rl2 eval --agent {out} --trials 300 --seed 1 --device cpu".split())
-    args.func(args)
+    assert main(f"rl2 eval --agent {out} --trials 300 --seed 1 --device cpu".split()) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"RL2 mean total reward: \d+\.\d{3} \+- \d+\.\d{3}", lines[-1])
     assert any(line.startswith("Thompson sampling") for line in lines)

@@ -1,22 +1,10 @@
-"""The ``autometa kb`` command: build knowledge bases from PMLB data and export them.
-
-``autometa/apps/cli/__init__.py`` calls :func:`add_kb_parser` with its subparsers. Every
-handler imports its module on call, so ``autometa --help`` stays fast.
-"""
+"""``autometa kb``: build knowledge bases from PMLB data and export them."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-
-def _names(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise ValueError("--datasets is empty; pass comma-separated PMLB names or leave it out for all")
-    return names
+from autometa.apps.cli.options import UserError, as_user_error, comma_list
 
 
 # The names of autometa.hpo.spaces.SEARCH_SPACES, kept here so that `--help` imports no scikit-learn
@@ -25,49 +13,8 @@ SPACE_NAMES = ("hist_gradient_boosting", "random_forest", "svc", "logistic_regre
                "hist_gradient_boosting_regressor", "random_forest_regressor", "svr", "ridge")
 
 
-def _space_names() -> str:
-    return ", ".join(SPACE_NAMES)
-
-
-def cmd_kb_build(args: argparse.Namespace) -> None:
-    """Run ``autometa kb build``: one study per data set into ``--storage``, then a summary."""
-    import time
-    from pathlib import Path
-
-    from autometa.hpo.build import build_knowledge_base
-
-    if not (Path(args.data_dir) / "index.csv").is_file():
-        raise FileNotFoundError(f"--data-dir {args.data_dir}: no index.csv there; pass a PMLB cache folder "
-                                "(<dir>/index.csv and <dir>/<name>/<name>.tsv.gz)")
-    start = time.perf_counter()
-    results = build_knowledge_base(
-        args.estimator, args.data_dir, args.storage, n_trials=args.trials, datasets=_names(args.datasets),
-        n_jobs=args.n_jobs, seed=args.seed, max_rows=None if args.max_rows <= 0 else args.max_rows, cv=args.cv,
-        time_limit=args.time_limit, quiet=args.quiet,
-    )
-    run = sum(r["trials_run"] for r in results)
-    failed = sum(r["failed"] for r in results)
-    abandoned = sum(r["abandoned"] for r in results)
-    print(f"kb build {args.estimator}: {len(results)} data sets, {run} trials run now "
-          f"({failed} failed in all, {abandoned} abandoned by a dead process and rerun), "
-          f"{time.perf_counter() - start:.0f} s; storage {args.storage}")
-
-
-def cmd_kb_export(args: argparse.Namespace) -> None:
-    """Run ``autometa kb export``: the built studies of a storage to a knowledge-base file."""
-    from autometa.hpo.build import export_knowledge_base
-
-    kb = export_knowledge_base(args.storage, args.out, space=args.estimator, min_trials=args.min_trials)
-    trials = sum(len(task.trials) for task in kb)
-    print(f"wrote {args.out}: {len(kb)} tasks, {trials} finished trials")
-
-
-def add_kb_parser(commands) -> argparse.ArgumentParser:
-    """Add ``kb build`` and ``kb export`` to the ``autometa`` subparsers ``commands``.
-
-    Returns the ``kb`` parser. Handlers are set with ``set_defaults(func=...)``
-    and raise ``ValueError`` / ``FileNotFoundError`` for user mistakes.
-    """
+def register(commands) -> None:
+    """Add ``kb build`` and ``kb export`` to ``commands``, the subparsers of ``autometa``."""
     kb = commands.add_parser("kb", help="knowledge bases of earlier studies for MetaLearnedSampler")
     actions = kb.add_subparsers(dest="kb_command", metavar="ACTION", required=True)
 
@@ -77,9 +24,9 @@ def add_kb_parser(commands) -> argparse.ArgumentParser:
                     "meta-features in its user attrs. Rerun the same command to resume a killed build: "
                     "finished trials are kept and only missing ones run.",
     )
-    build.add_argument("--estimator", required=True, help="search space, one of: " + _space_names())
+    build.add_argument("--estimator", required=True, help="search space, one of: " + ", ".join(SPACE_NAMES))
     build.add_argument("--data-dir", required=True, help="PMLB cache folder holding index.csv")
-    build.add_argument("--datasets", help="comma-separated data sets, run in this order "
+    build.add_argument("--datasets", type=comma_list, help="comma-separated data sets, run in this order "
                                           "(default: every one of the estimator's task in index.csv)")
     build.add_argument("--trials", type=int, default=30, help="finished trials per data set (default: %(default)s)")
     build.add_argument("--storage", required=True,
@@ -94,7 +41,7 @@ def add_kb_parser(commands) -> argparse.ArgumentParser:
     build.add_argument("--time-limit", type=float, default=None,
                        help="seconds per trial, checked between folds; slower trials fail (default: none)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
-    build.set_defaults(func=cmd_kb_build)
+    build.set_defaults(func=run_build)
 
     export = actions.add_parser("export", help="write the built studies of a storage to a knowledge-base JSON file")
     export.add_argument("--storage", required=True, help="the storage of `kb build`")
@@ -103,22 +50,41 @@ def add_kb_parser(commands) -> argparse.ArgumentParser:
                         help="the search space to export (default: the only one in the storage)")
     export.add_argument("--min-trials", type=int, default=1,
                         help="leave out studies with fewer finished trials (default: %(default)s)")
-    export.set_defaults(func=cmd_kb_export)
-    return kb
+    export.set_defaults(func=run_export)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m autometa.apps.cli.kb kb build ...``: the ``kb`` command on its own."""
-    parser = argparse.ArgumentParser(prog="autometa")
-    add_kb_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"autometa: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+def run_build(args: argparse.Namespace) -> None:
+    """Run ``autometa kb build``: one study per data set into ``--storage``, then a summary."""
+    import time
+    from pathlib import Path
+
+    from autometa.hpo.build import build_knowledge_base
+
+    if not (Path(args.data_dir) / "index.csv").is_file():
+        raise UserError(f"--data-dir {args.data_dir}: no index.csv there; pass a PMLB cache folder "
+                        "(<dir>/index.csv and <dir>/<name>/<name>.tsv.gz)")
+    if args.datasets == []:
+        raise UserError("--datasets is empty; pass comma-separated PMLB names or leave it out for all")
+    start = time.perf_counter()
+    with as_user_error(ValueError, FileNotFoundError):  # its checks of the estimator, data sets, storage, counts
+        results = build_knowledge_base(
+            args.estimator, args.data_dir, args.storage, n_trials=args.trials, datasets=args.datasets,
+            n_jobs=args.n_jobs, seed=args.seed, max_rows=None if args.max_rows <= 0 else args.max_rows, cv=args.cv,
+            time_limit=args.time_limit, quiet=args.quiet,
+        )
+    run = sum(r["trials_run"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    abandoned = sum(r["abandoned"] for r in results)
+    print(f"kb build {args.estimator}: {len(results)} data sets, {run} trials run now "
+          f"({failed} failed in all, {abandoned} abandoned by a dead process and rerun), "
+          f"{time.perf_counter() - start:.0f} s; storage {args.storage}")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_export(args: argparse.Namespace) -> None:
+    """Run ``autometa kb export``: the built studies of a storage to a knowledge-base file."""
+    from autometa.hpo.build import export_knowledge_base
+
+    with as_user_error(ValueError, FileNotFoundError):
+        kb = export_knowledge_base(args.storage, args.out, space=args.estimator, min_trials=args.min_trials)
+    trials = sum(len(task.trials) for task in kb)
+    print(f"wrote {args.out}: {len(kb)} tasks, {trials} finished trials")

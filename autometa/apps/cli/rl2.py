@@ -1,21 +1,17 @@
-"""The ``autometa rl2`` command: ``train`` and ``eval``.
-
-:func:`add_parser` adds it to the top-level ``autometa`` command's subparsers.
-User mistakes raise ValueError or FileNotFoundError, which the top-level
-command reports as ``autometa: error: ...``.
-"""
+"""``autometa rl2``: meta-train an RL^2 agent (``train``) and score it against the baselines (``eval``)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import fields
 
-from autometa.apps.cli import _device
+from autometa.apps.cli.options import (DEVICE_HELP, UserError, as_user_error, device, integer, non_negative_int,
+                                       positive_float, positive_int, set_threads)
 
 DEFAULT_TIME_BUDGET = 300.0
 
 
-def add_parser(commands) -> None:
+def register(commands) -> None:
     """Add ``rl2 train`` and ``rl2 eval`` to ``commands``, the subparsers of ``autometa``."""
     from autometa.rl.config import RL2Config
 
@@ -29,8 +25,8 @@ def add_parser(commands) -> None:
     train.add_argument("--horizon", type=int, default=10,
                        help="pulls per trial (bandit) or episodes per trial (mdp) (default: %(default)s)")
     train.add_argument("--out", required=True, help="where to save the agent")
-    train.add_argument("--steps", type=int, help="PPO iterations (default: until the time budget is spent)")
-    train.add_argument("--time-budget", type=float,
+    train.add_argument("--steps", type=positive_int, help="PPO iterations (default: until the time budget is spent)")
+    train.add_argument("--time-budget", type=positive_float,
                        help=f"seconds (default: {DEFAULT_TIME_BUDGET:g} when --steps is not given)")
     train.add_argument("--trials-per-batch", type=int, default=defaults.trials_per_batch,
                        help="trials per PPO iteration (default: %(default)s)")
@@ -38,55 +34,43 @@ def add_parser(commands) -> None:
     train.add_argument("--lr", type=float, default=defaults.lr, help="default: %(default)s")
     train.add_argument("--gae-lambda", type=float, default=defaults.gae_lambda, help="default: %(default)s")
     train.add_argument("--gamma", type=float, default=defaults.gamma, help="default: %(default)s")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is "
+    train.add_argument("--device", default="auto", help=DEVICE_HELP)
+    train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "
                                                    "fastest for the small default network, and on busy machines)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=run_train)
 
     evaluate = actions.add_parser("eval", help="score a saved agent against the baselines on new tasks")
     evaluate.add_argument("--agent", required=True, help="an agent saved by `autometa rl2 train`")
-    evaluate.add_argument("--trials", type=int, default=10_000, help="default: %(default)s")
-    evaluate.add_argument("--seed", type=int, default=0, help="draws the evaluation tasks (default: %(default)s)")
+    evaluate.add_argument("--trials", type=integer(2, "for a confidence interval"), default=10_000, help="default: %(default)s")
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="draws the evaluation tasks (default: %(default)s)")
     evaluate.add_argument("--greedy", action="store_true", help="the agent takes its most probable action")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    evaluate.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    evaluate.set_defaults(func=cmd_eval)
+    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    evaluate.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    evaluate.set_defaults(func=run_eval)
 
 
-def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads(threads)`` unless None; ValueError below 1."""
-    import torch
-
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
-
-
-def cmd_train(args) -> None:
-    """``autometa rl2 train``."""
+def run_train(args) -> None:
+    """Run ``autometa rl2 train``."""
     from autometa._common import describe
     from autometa.rl.ppo import RL2Config, train_rl2
     from autometa.rl.tasks import make_tasks
 
     if args.env == "bandit" and args.arms is None:
-        raise ValueError("bandits need the number of arms: add --arms K (e.g. --arms 5)")
-    tasks = make_tasks(args.env, args.horizon, n_arms=args.arms)
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be a positive number of PPO iterations, got {args.steps}")
-    if args.time_budget is not None and not args.time_budget > 0:
-        raise ValueError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+        raise UserError("bandits need the number of arms: add --arms K (e.g. --arms 5)")
+    with as_user_error(ValueError):  # --arms and --horizon, checked by the task family
+        tasks = make_tasks(args.env, args.horizon, n_arms=args.arms)
     time_budget = args.time_budget if args.time_budget is not None or args.steps is not None else DEFAULT_TIME_BUDGET
     names = {f.name for f in fields(RL2Config)}
     config = RL2Config(**{k: v for k, v in vars(args).items() if k in names})
-    config.validate()
-    device = _device(args.device)
+    with as_user_error(ValueError):  # --trials-per-batch, --hidden-size, --lr, --gae-lambda, --gamma
+        config.validate()
+    resolved = device(args.device)
     set_threads(args.threads)
-    print(describe(device))
-    print(f"training RL2 on {tasks!r}, {tasks.trial_length} steps a trial, seed {args.seed}, device {device}")
-    agent, history = train_rl2(tasks, config, iterations=args.steps, time_budget=time_budget, device=device,
+    print(describe(resolved))
+    print(f"training RL2 on {tasks!r}, {tasks.trial_length} steps a trial, seed {args.seed}, device {resolved}")
+    agent, history = train_rl2(tasks, config, iterations=args.steps, time_budget=time_budget, device=resolved,
                                seed=args.seed, verbose=not args.quiet and sys.stderr.isatty())
     summary = agent.training_summary
     last = history[-10:]
@@ -97,18 +81,17 @@ def cmd_train(args) -> None:
     print(f"saved {args.out}")
 
 
-def cmd_eval(args) -> None:
-    """``autometa rl2 eval``."""
+def run_eval(args) -> None:
+    """Run ``autometa rl2 eval``."""
     from autometa._common import describe
     from autometa.rl.agent import RL2Agent
     from autometa.rl.evaluation import compare, format_results
 
-    if args.trials < 2:
-        raise ValueError(f"--trials must be at least 2 (for a confidence interval), got {args.trials}")
-    device = _device(args.device)
+    resolved = device(args.device)
     set_threads(args.threads)
-    agent = RL2Agent.load(args.agent, map_location=device)
-    print(describe(device))
+    with as_user_error(FileNotFoundError, ValueError):
+        agent = RL2Agent.load(args.agent, map_location=resolved)
+    print(describe(resolved))
     trained = agent.training_summary
     if trained:
         print(f"agent: {agent.tasks!r}, {trained.get('iterations')} PPO iterations, {trained.get('seconds')} s "

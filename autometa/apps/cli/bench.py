@@ -1,0 +1,211 @@
+"""``autometa bench``: the reproducible benchmarks of the top-level ``benchmarks`` package.
+
+Each subcommand imports its runner when it runs, so building the parser
+imports no torch; ``sampler-overhead`` and ``soak`` take their options from
+their runner's ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, benchmark, comma_ints, comma_list, device,
+                                       non_negative_int, omniglot_sources)
+
+
+def register(commands) -> None:
+    """Add ``bench`` and its benchmarks to ``commands``, the subparsers of ``autometa``."""
+    from benchmarks import sampler_overhead
+    from benchmarks import soak as soak_bench
+
+    bench = commands.add_parser("bench", help="reproducible benchmarks").add_subparsers(
+        dest="benchmark", metavar="BENCHMARK", required=True
+    )
+    load = bench.add_parser("omniglot-load", help="time a cold and a cached Omniglot load")
+    load.add_argument("--data", action="append", help=OMNIGLOT_HELP)
+    load.add_argument("--image-size", type=int, default=28)
+    load.set_defaults(func=omniglot_load)
+
+    episodes = bench.add_parser("episodes", help="time episode sampling on one core")
+    episodes.add_argument("--data", action="append", help="Omniglot zip or folder (default: synthetic data of Omniglot's shape)")
+    episodes.add_argument("--rotations", action="store_true", help="rotations as new classes")
+    episodes.add_argument("--n-way", type=int, default=20)
+    episodes.add_argument("--k-shot", type=int, default=5)
+    episodes.add_argument("--n-query", type=int, default=15)
+    episodes.add_argument("--episodes", type=int, default=1000)
+    episodes.add_argument("--meta-batch", type=int, default=32)
+    episodes.add_argument("--seed", type=non_negative_int, default=0)
+    episodes.set_defaults(func=episode_sampling)
+
+    speed = bench.add_parser("maml-speed", help="seconds per MAML meta-step against higher and a plain loop")
+    speed.add_argument("--device", default="auto")
+    speed.add_argument("--meta-batch", type=int, default=32)
+    speed.add_argument("--repeats", type=int, default=5)
+    speed.add_argument("--seed", type=non_negative_int, default=0)
+    speed.add_argument("--no-tf32", action="store_true",
+                       help="CUDA: full float32 convolutions and matmuls (TF32 off) for every contender")
+    speed.add_argument("--cudnn-benchmark", action="store_true",
+                       help="CUDA: let cuDNN pick the fastest convolution algorithms (for every contender)")
+    speed.set_defaults(func=maml_speed)
+
+    sinusoid = bench.add_parser("sinusoid", help="MAML on sinusoids: MSE after 1 and 10 steps, K = 5 and 10")
+    sinusoid.add_argument("--steps", type=int, default=70_000, help="meta-steps per model (default: %(default)s)")
+    sinusoid.add_argument("--test-tasks", type=int, default=1000)
+    sinusoid.add_argument("--shots", type=comma_ints, default="5,10", help="comma-separated K (default: %(default)s)")
+    sinusoid.add_argument("--orders", type=comma_list, default="second,first", help="comma-separated: second, first")
+    sinusoid.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                          help="outer learning-rate schedule (default: %(default)s, the paper's)")
+    sinusoid.add_argument("--seed", type=non_negative_int, default=0)
+    sinusoid.add_argument("--quiet", action="store_true")
+    sinusoid.set_defaults(func=sinusoid_maml)
+
+    omniglot = bench.add_parser("omniglot", help="5/20-way 1/5-shot accuracy on held-out Omniglot alphabets")
+    omniglot.add_argument("--data", action="append", help=OMNIGLOT_HELP)
+    omniglot.add_argument("--test-alphabets", type=comma_list, default="Japanese_(katakana),Korean")
+    omniglot.add_argument("--algorithms", type=comma_list, default="protonet,matching,maml,reptile")
+    omniglot.add_argument("--steps", type=int, default=2000, help="meta-steps per model (default: %(default)s)")
+    omniglot.add_argument("--episodes", type=int, default=1000)
+    omniglot.add_argument("--ways", type=comma_ints, default="5,20",
+                          help="comma-separated ways to score: 5, 20 (default: %(default)s)")
+    omniglot.add_argument("--device", default="auto")
+    omniglot.add_argument("--seed", type=non_negative_int, default=0)
+    omniglot.add_argument("--quiet", action="store_true")
+    omniglot.set_defaults(func=omniglot_fewshot)
+
+    scaling = bench.add_parser("scaling", help="meta-training tasks per second on 1 and more processes")
+    scaling.add_argument("--algorithm", choices=("maml", "fomaml", "reptile", "protonet", "matching"), default="maml")
+    scaling.add_argument("--processes", type=comma_ints, default="1,2",
+                         help="comma-separated numbers of processes (default: %(default)s)")
+    scaling.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                         help="cuda: one GPU per process, at most the GPUs present (default: %(default)s)")
+    scaling.add_argument("--meta-batch", type=int, default=16, help="tasks per meta-step (default: %(default)s)")
+    scaling.add_argument("--hidden", type=int, default=32, help="Conv4 filters (default: %(default)s)")
+    scaling.add_argument("--steps", type=int, default=5, help="meta-steps per timed segment (default: %(default)s)")
+    scaling.add_argument("--repeats", type=int, default=5, help="timed segments per row (default: %(default)s)")
+    scaling.add_argument("--warmup", type=int, default=2, help="untimed first steps (default: %(default)s)")
+    scaling.add_argument("--threads", type=int, default=1, help="torch threads per process (default: %(default)s)")
+    scaling.add_argument("--seed", type=non_negative_int, default=0)
+    scaling.set_defaults(func=scaling_throughput)
+
+    overhead = bench.add_parser("sampler-overhead", help="seconds per trial: MetaLearnedSampler against TPE")
+    sampler_overhead.add_arguments(overhead)
+    overhead.set_defaults(func=benchmark(sampler_overhead.main))
+
+    soak = bench.add_parser("soak", help="many workers on one Optuna storage with MetaLearnedSampler: throughput, errors")
+    soak_bench.add_arguments(soak)
+    soak.set_defaults(func=benchmark(soak_bench.main))
+
+    tabular = bench.add_parser(
+        "tabular", help="few-shot on PMLB data vs scikit-learn: 5-way 1/5-shot accuracy on new classes, or "
+                        "(--task regression) K-shot MSE on new sinusoids and new groups of PMLB regression data")
+    tabular.add_argument("--task", choices=("classification", "regression"), default="classification",
+                         help="default: %(default)s")
+    tabular.add_argument("--datasets", type=comma_list,
+                         help="comma-separated PMLB names (default: local ones with >= 10 classes; "
+                              "regression: sinusoid and five PMLB regression data sets)")
+    tabular.add_argument("--data", help="the PMLB cache folder (default: pmlb/ under the shared data)")
+    tabular.add_argument("--algorithms", type=comma_list,
+                         help="default: protonet,matching,maml,reptile; regression: maml,reptile")
+    tabular.add_argument("--n-way", type=int, default=5, help="classification only (default: %(default)s)")
+    tabular.add_argument("--shots", type=comma_ints, help="comma-separated K (default: 1,5; regression: 5,10)")
+    tabular.add_argument("--episodes", type=int, help="episodes (new tasks) per data set and K (default: 200; "
+                                                      "regression: 300)")
+    tabular.add_argument("--meta-steps", type=int, help="meta-steps per model (default: 500; regression: 2000)")
+    tabular.add_argument("--max-per-class", type=int, default=200,
+                         help="classification: rows kept per class (default: %(default)s)")
+    tabular.add_argument("--backbone", choices=("mlp", "skip_mlp"), default="mlp",
+                         help="classification: embedding of protonet and matching (default: %(default)s)")
+    tabular.add_argument("--groups", type=int, default=20,
+                         help="regression: k-means groups (tasks) per PMLB data set (default: %(default)s)")
+    tabular.add_argument("--max-rows", type=int, default=5000,
+                         help="regression: rows kept per PMLB data set (default: %(default)s)")
+    tabular.add_argument("--device", default="auto", help=DEVICE_HELP)
+    tabular.add_argument("--seed", type=non_negative_int, default=0)
+    tabular.add_argument("--quiet", action="store_true", help="no progress bars")
+    tabular.set_defaults(func=tabular_fewshot)
+
+
+@benchmark
+def omniglot_load(args) -> None:
+    """Run ``autometa bench omniglot-load``."""
+    from benchmarks.omniglot_load import run
+
+    run(omniglot_sources(args.data), image_size=args.image_size)
+
+
+@benchmark
+def episode_sampling(args) -> None:
+    """Run ``autometa bench episodes``: on the Omniglot of ``--data``, else on synthetic data of its shape."""
+    from benchmarks.episode_sampling import run
+
+    if args.data:
+        from autometa.data import load_omniglot
+
+        omniglot = load_omniglot(omniglot_sources(args.data), rotations=args.rotations)
+        X, y, groups = omniglot.images, omniglot.labels, omniglot.groups
+    else:
+        X = y = groups = None
+    run(X, y, groups, n_way=args.n_way, k_shot=args.k_shot, n_query=args.n_query,
+        n_episodes=args.episodes, meta_batch=args.meta_batch, random_state=args.seed)
+
+
+@benchmark
+def maml_speed(args) -> None:
+    """Run ``autometa bench maml-speed``."""
+    from benchmarks.maml_speed import run
+
+    run(device=device(args.device), meta_batch=args.meta_batch, repeats=args.repeats, seed=args.seed,
+        tf32=not args.no_tf32, cudnn_benchmark=args.cudnn_benchmark)
+
+
+@benchmark
+def sinusoid_maml(args) -> None:
+    """Run ``autometa bench sinusoid``."""
+    from benchmarks.sinusoid import run
+
+    run(shots=args.shots, orders=args.orders, meta_steps=args.steps, n_test_tasks=args.test_tasks,
+        schedule=args.schedule, seed=args.seed, verbose=not args.quiet)
+
+
+@benchmark
+def omniglot_fewshot(args) -> None:
+    """Run ``autometa bench omniglot``."""
+    from benchmarks.omniglot_fewshot import run
+
+    run(omniglot_sources(args.data), test_alphabets=args.test_alphabets, algorithms=args.algorithms,
+        steps=args.steps, n_episodes=args.episodes, device=device(args.device), seed=args.seed,
+        verbose=not args.quiet, ways=args.ways)
+
+
+@benchmark
+def scaling_throughput(args) -> None:
+    """Run ``autometa bench scaling``."""
+    from benchmarks.scaling import run
+
+    run(algorithm=args.algorithm, processes=args.processes, device=args.device, meta_batch=args.meta_batch,
+        hidden=args.hidden, steps=args.steps, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+        seed=args.seed)
+
+
+@benchmark
+def tabular_fewshot(args) -> None:
+    """Run ``autometa bench tabular``: classification, or with ``--task regression`` regression; the
+    options left out take the defaults of the task."""
+    from benchmarks import tabular
+
+    regression = args.task == "regression"
+
+    def given(value, classification, regression_default):
+        return value if value is not None else (regression_default if regression else classification)
+
+    common = dict(datasets=args.datasets or None,
+                  algorithms=given(args.algorithms, ["protonet", "matching", "maml", "reptile"], ["maml", "reptile"]),
+                  shots=given(args.shots, [1, 5], [5, 10]), seed=args.seed, data_dir=args.data,
+                  device=device(args.device), verbose=not args.quiet and sys.stderr.isatty())
+    if regression:
+        tabular.run_regression(n_tasks=given(args.episodes, 200, 300), meta_steps=given(args.meta_steps, 500, 2000),
+                               n_groups=args.groups, max_rows=args.max_rows, **common)
+    else:
+        tabular.run(n_way=args.n_way, n_episodes=given(args.episodes, 200, 300),
+                    meta_steps=given(args.meta_steps, 500, 2000), max_per_class=args.max_per_class,
+                    backbone=args.backbone, **common)

@@ -1,0 +1,142 @@
+"""``autometa fewshot``: few-shot image classification on Omniglot-style images.
+
+``train`` meta-trains a learner with the Omniglot recipe
+(:mod:`autometa.apps.omniglot_recipe`), ``eval-lake`` scores a saved one on
+Lake's 20 one-shot runs, ``make-lake-runs`` builds runs in that layout.
+"""
+
+from __future__ import annotations
+
+from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as_user_error, comma_list, device,
+                                       non_negative_int, omniglot_sources, positive_float, positive_int)
+
+ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
+
+
+def register(commands) -> None:
+    """Add ``fewshot train``, ``fewshot eval-lake`` and ``fewshot make-lake-runs`` to
+    ``commands``, the subparsers of ``autometa``."""
+    fewshot = commands.add_parser("fewshot", help="few-shot image classification").add_subparsers(
+        dest="fewshot", metavar="ACTION", required=True
+    )
+    train = fewshot.add_parser("train", help="meta-train a few-shot learner on Omniglot-style images")
+    train.add_argument("--algorithm", choices=ALGORITHMS, default="protonet")
+    train.add_argument("--data", action="append", help=OMNIGLOT_HELP)
+    train.add_argument("--out", required=True, help="where to save the model")
+    train.add_argument("--n-way", type=positive_int, help="ways per training episode (default: the algorithm's recipe)")
+    train.add_argument("--k-shot", type=positive_int, default=1)
+    train.add_argument("--meta-batch", type=positive_int,
+                       help="episodes per meta-step (default: the algorithm's recipe; with --distributed, at least "
+                            "one per process)")
+    train.add_argument("--steps", type=positive_int, help="meta-steps (default: until the time budget is spent)")
+    train.add_argument("--time-budget", type=positive_float, default=900.0, help="seconds (default: %(default)s)")
+    train.add_argument("--exclude-alphabets", type=comma_list,
+                       help="comma-separated alphabets to leave out entirely (for testing)")
+    train.add_argument("--val-alphabets", type=comma_list, help="comma-separated alphabets held out for model selection")
+    train.add_argument("--image-size", type=positive_int, default=28)
+    train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
+    train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
+    train.add_argument("--device", default="auto", help=DEVICE_HELP)
+    train.add_argument("--seed", type=non_negative_int, default=0)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="train as one rank of a torchrun launch (meta-gradients averaged across ranks)")
+    train.set_defaults(func=run_train)
+
+    lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
+    lake.add_argument("--model", required=True)
+    lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
+    lake.add_argument("--device", default="auto")
+    lake.set_defaults(func=run_eval_lake)
+
+    make_runs = fewshot.add_parser("make-lake-runs", help="build runs in the layout of Lake's benchmark from background images")
+    make_runs.add_argument("--data", action="append", help=OMNIGLOT_HELP)
+    make_runs.add_argument("--alphabets", type=comma_list,
+                           help="comma-separated alphabets to draw from (default: all with >= 20 characters)")
+    make_runs.add_argument("--out", required=True, help="an empty or new folder")
+    make_runs.add_argument("--runs", type=positive_int, default=20)
+    make_runs.add_argument("--seed", type=non_negative_int, default=0)
+    make_runs.set_defaults(func=run_make_lake_runs)
+
+
+def _check_alphabets(option: str, names: list[str], dataset) -> None:
+    """UserError unless every name of ``option`` is an alphabet of ``dataset``."""
+    unknown = [name for name in names if name not in dataset.alphabet_names]
+    if unknown:
+        raise UserError(f"{option}: unknown alphabet {unknown[0]!r}; valid alphabets: "
+                        f"{', '.join(dataset.alphabet_names)}")
+
+
+def _check_k_shot(k_shot: int, algorithm: str, dataset) -> None:
+    """UserError unless every class has the images of an episode: ``k_shot`` support + the recipe's queries."""
+    import numpy as np
+
+    from autometa.apps.omniglot_recipe import RECIPES
+
+    needed = k_shot + RECIPES[algorithm].n_query
+    fewest = int(np.bincount(dataset.labels).min())
+    if needed > fewest:
+        raise UserError(f"--k-shot {k_shot}: an episode needs {needed} images of a class ({k_shot} support, "
+                        f"{needed - k_shot} query); the smallest class has {fewest}")
+
+
+def run_train(args) -> None:
+    """Run ``autometa fewshot train``."""
+    from autometa.apps import omniglot_recipe
+    from autometa.data import load_omniglot
+    from autometa.meta import distributed
+
+    if args.distributed and not distributed.launched_with_torchrun():
+        raise UserError("--distributed trains as one rank of a torchrun launch: run "
+                        "`torchrun --standalone --nproc-per-node N -m autometa fewshot train --distributed ...`")
+    with distributed.session(device(args.device), enabled=args.distributed) as context:
+        sources = omniglot_sources(args.data)
+        with as_user_error(FileNotFoundError, ValueError):
+            dataset = load_omniglot(sources, image_size=args.image_size, rotations=not args.no_rotations)
+        excluded = args.exclude_alphabets or []
+        _check_alphabets("--exclude-alphabets", excluded, dataset)
+        if excluded:
+            dataset = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in excluded])
+        _check_alphabets("--val-alphabets", args.val_alphabets or [], dataset)
+        _check_k_shot(args.k_shot, args.algorithm, dataset)
+        if context.is_main:
+            print(f"training {args.algorithm} on {len(dataset.alphabet_names)} alphabets, {dataset.n_classes} classes, "
+                  f"{len(dataset)} images" + (f", {context.world_size} processes" if args.distributed else ""))
+        learner, summary = omniglot_recipe.train(
+            dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
+            time_budget=args.time_budget, val_alphabets=args.val_alphabets or None,
+            device=context.device, seed=args.seed, augmentation=not args.no_augment,
+            verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
+        )
+        if context.is_main:  # only rank 0 validated, so only its learner is the selected one
+            learner.save(args.out)
+            print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+            print(f"saved {args.out}")
+
+
+def run_eval_lake(args) -> None:
+    """Run ``autometa fewshot eval-lake``."""
+    from autometa.apps.omniglot_recipe import LearnerClassifier
+    from autometa.data import load_lake_runs, pixel_distances, score_lake
+    from autometa.meta import MetaLearner
+
+    resolved = device(args.device)
+    with as_user_error(FileNotFoundError, ValueError):
+        learner = MetaLearner.load(args.model)
+    learner.to(resolved)
+    image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
+    with as_user_error(FileNotFoundError, ValueError):
+        runs = load_lake_runs(args.runs, image_size=image_size)
+    baseline = score_lake(pixel_distances, runs)
+    print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
+    print(score_lake(LearnerClassifier(learner, resolved), runs).format())
+
+
+def run_make_lake_runs(args) -> None:
+    """Run ``autometa fewshot make-lake-runs``."""
+    from autometa.data import make_lake_runs
+
+    sources = omniglot_sources(args.data)
+    with as_user_error(FileNotFoundError, FileExistsError, ValueError):
+        out = make_lake_runs(sources, args.out, alphabets=args.alphabets or None, n_runs=args.runs, seed=args.seed)
+    print(f"wrote {args.runs} runs to {out}")
