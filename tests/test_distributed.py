@@ -33,7 +33,7 @@ def _setup(name: str, seed: int = 0):
     sinusoid = {"name": "mlp", "in_features": 1, "out_features": 1, "hidden": [16, 16]}
     embedding = {"name": "mlp", "in_features": 6, "out_features": 8, "hidden": [16]}
     if name in ("maml", "fomaml"):
-        learner = MAML(sinusoid, inner_lr=0.01, first_order=name == "fomaml", task_type="regression")
+        learner = MAML(sinusoid, inner_lr=0.01, inner_steps=1, first_order=name == "fomaml", task_type="regression")
         tasks, lr = SinusoidTasks(k_shot=5, n_query=5, random_state=seed), 0.01
     elif name == "reptile":
         learner = Reptile(sinusoid, inner_lr=0.02, inner_steps=3, inner_optimizer="sgd", task_type="regression")

@@ -12,7 +12,8 @@ from autometa.tasks import EpisodeSampler, SinusoidTasks
 
 def _sinusoid_maml(seed=0):
     torch.manual_seed(seed)
-    return MAML({"name": "mlp", "in_features": 1, "out_features": 1}, inner_lr=0.01, task_type="regression")
+    return MAML({"name": "mlp", "in_features": 1, "out_features": 1}, inner_lr=0.01, inner_steps=1,
+                task_type="regression")
 
 
 def test_steps_and_history():

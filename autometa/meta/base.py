@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from autometa._common import atomic_torch_save, read_payload
+from autometa.meta import registry
 from autometa.nn import build_backbone, supports_task_batching
 from autometa.tasks.task import TaskBatch
 
@@ -133,7 +134,10 @@ class MetaLearner(nn.Module):
         of the same architecture.
         """
         payload = read_model_payload(path, map_location)
-        learner_cls = _learner_class(payload["class"], path)
+        try:
+            learner_cls = registry.class_named(payload["class"])
+        except KeyError:
+            raise ValueError(f"{path} holds an unknown learner class {payload['class']!r}") from None
         if cls is not MetaLearner and not issubclass(learner_cls, cls):
             raise ValueError(f"{path} holds a {payload['class']}, not a {cls.__name__}")
         config = json.loads(payload["config"])
@@ -209,11 +213,3 @@ def read_model_payload(path: str | os.PathLike, map_location="cpu") -> dict:
     return read_payload(path, map_location, format=FORMAT, version=FORMAT_VERSION, kind="model",
                         how_to_make="save one with MetaLearner.save or `autometa fewshot train`")
 
-
-def _learner_class(name: str, path) -> type[MetaLearner]:
-    from autometa import meta
-
-    learner_cls = getattr(meta, name, None)
-    if not (isinstance(learner_cls, type) and issubclass(learner_cls, MetaLearner)):
-        raise ValueError(f"{path} holds an unknown learner class {name!r}")
-    return learner_cls

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autometa.meta import registry
 from autometa.meta._metric import embed_sets, one_hot_support
 from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
@@ -172,3 +173,5 @@ def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.T
     # least e^-2 / S of the attention: the logarithm is always finite
     return torch.log(cosine_attention(query, support) @ one_hot)
 
+
+registry.register("matching", MatchingNet)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autometa.meta import registry
 from autometa.meta._metric import embed_sets, one_hot_support
 from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
@@ -122,3 +123,5 @@ def squared_distances(query: torch.Tensor, prototypes: torch.Tensor) -> torch.Te
     cross = query @ prototypes.transpose(1, 2)
     return query.pow(2).sum(-1, keepdim=True) - 2 * cross + prototypes.pow(2).sum(-1)[:, None, :]
 
+
+registry.register("protonet", ProtoNet)
