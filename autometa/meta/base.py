@@ -109,21 +109,28 @@ class MetaLearner(nn.Module):
         return next(self.parameters()).device
 
     # -- persistence ----------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the learner to ``path`` atomically.
+    def payload(self) -> dict:
+        """The learner as plain data (tensors, strings, numbers): what :meth:`save` writes.
 
-        The file is a ``torch.save`` archive of plain data only (tensors,
-        strings, numbers), readable with ``torch.load(weights_only=True)``;
-        the architecture is stored as a JSON config, never as pickled code.
+        The architecture is a JSON config, never pickled code. Add entries
+        of plain data to store more beside the learner (as the checkpoints
+        of :func:`~autometa.meta.meta_train` do); :meth:`load` ignores them.
         """
-        payload = {
+        return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "class": type(self).__name__,
             "config": json.dumps(self.config),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        atomic_torch_save(payload, path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the learner to ``path`` atomically.
+
+        The file is a ``torch.save`` archive of :meth:`payload`, readable
+        with ``torch.load(weights_only=True)``.
+        """
+        atomic_torch_save(self.payload(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None, map_location="cpu") -> "MetaLearner":

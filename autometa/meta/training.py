@@ -3,22 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from autometa.meta import distributed as dist_utils
-from autometa._common import atomic_torch_save
-from autometa.meta.base import MetaLearner, read_model_payload
+from autometa.meta._checkpoint import load_checkpoint, save_checkpoint
+from autometa.meta.base import MetaLearner
 from autometa.tasks.task import TaskBatch
 
 Callback = Callable[["TrainState"], bool | None]
@@ -80,6 +76,8 @@ def meta_train(
         source (its numpy ``Generator`` and ``torch.Generator`` attributes,
         looked up three objects deep: every autometa sampler) and of torch,
         so a resumed run draws the tasks an uninterrupted one would have.
+        Each checkpoint is written once, whole and atomically: a crash while
+        saving leaves the previous one.
     verbose : bool, default=False
         Show a progress bar (on a terminal; tqdm leaves it out of non-TTY logs).
     distributed : bool, default=False
@@ -116,7 +114,7 @@ def meta_train(
         share = (positions.stop - positions.start) / meta_batch
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        start = _resume(learner, optimizer, checkpoint, tasks)
+        start = load_checkpoint(checkpoint, learner, optimizer, tasks)
     if distributed:
         # a rank that missed the checkpoint, or was given other settings, would
         # otherwise deadlock or silently train on something else
@@ -162,7 +160,7 @@ def meta_train(
             state = TrainState(learner, step, metrics, history)
             stop = any([bool(cb(state)) for cb in callbacks])
             if checkpoint is not None and (step % checkpoint_every == 0):
-                _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
+                save_checkpoint(checkpoint, learner, optimizer, step, tasks)
         out_of_time = time_budget is not None and time.perf_counter() - t0 >= time_budget
         if distributed and synchronise_control:
             stop, elapsed = dist_utils.rank0_decision(stop or out_of_time, time.perf_counter() - t0, device)
@@ -171,7 +169,7 @@ def meta_train(
             break
     bar.close()
     if checkpoint is not None and main:
-        _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
+        save_checkpoint(checkpoint, learner, optimizer, step, tasks)
     if distributed and checkpoint is not None:
         dist_utils.barrier(device)  # returning means the checkpoint is on disk
     return history
@@ -217,67 +215,3 @@ class Validation:
     def restore_best(self, learner: MetaLearner) -> None:
         if self.best_state is not None:
             learner.load_state_dict(self.best_state)
-
-
-def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path, tasks) -> None:
-    learner.save(path)
-    payload = read_model_payload(path)
-    payload["optimizer"] = optimizer.state_dict()
-    payload["step"] = step
-    payload["random_state"] = _random_state(tasks, learner.device)
-    atomic_torch_save(payload, path)
-
-
-def _resume(learner: MetaLearner, optimizer, path, tasks) -> int:
-    payload = read_model_payload(path, map_location=learner.device)
-    learner.load_state_dict(payload["state_dict"])
-    if "optimizer" in payload:
-        optimizer.load_state_dict(payload["optimizer"])
-    if "random_state" in payload:
-        _set_random_state(payload["random_state"], tasks, learner.device)
-    return int(payload.get("step", 0))
-
-
-# -- random state of a run ------------------------------------------------------
-def _random_generators(source, path: str = "tasks", depth: int = 3, seen=None) -> Iterator[tuple[str, object]]:
-    """The numpy and torch random generators held by ``source``'s attributes, by attribute path."""
-    seen = set() if seen is None else seen
-    if id(source) in seen or not hasattr(source, "__dict__") or isinstance(source, (type, ModuleType, nn.Module, torch.Tensor)):
-        return
-    seen.add(id(source))
-    for name, value in vars(source).items():
-        if isinstance(value, (np.random.Generator, torch.Generator)):
-            yield f"{path}.{name}", value
-        elif depth > 1:
-            yield from _random_generators(value, f"{path}.{name}", depth - 1, seen)
-
-
-def _random_state(tasks, device: torch.device) -> dict:
-    """What a resumed run needs to draw the same random numbers: plain data, readable
-    with ``torch.load(weights_only=True)``."""
-    numpy_states, torch_states = {}, {}
-    for path, generator in _random_generators(tasks):
-        if isinstance(generator, np.random.Generator):
-            numpy_states[path] = generator.bit_generator.state
-        else:
-            torch_states[path] = generator.get_state()
-    state = {
-        "tasks_numpy": json.dumps(numpy_states, default=lambda array: array.tolist()),
-        "tasks_torch": torch_states,
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_random_state(state: dict, tasks, device: torch.device) -> None:
-    numpy_states = json.loads(state["tasks_numpy"])
-    for path, generator in _random_generators(tasks):
-        if isinstance(generator, np.random.Generator) and path in numpy_states:
-            generator.bit_generator.state = numpy_states[path]
-        elif isinstance(generator, torch.Generator) and path in state["tasks_torch"]:
-            generator.set_state(state["tasks_torch"][path].cpu())
-    torch.set_rng_state(state["torch"].cpu())
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
