@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, distributed, meta_train
+from autometa.meta.training import SingleProcess
 from autometa.tasks import EpisodeSampler, SinusoidTasks
 
 from helpers import small_blobs
@@ -176,6 +177,15 @@ def test_shards_are_contiguous_balanced_and_cover_the_meta_batch(meta_batch, wor
 def test_a_meta_batch_smaller_than_the_world_is_an_error():
     with pytest.raises(ValueError, match="meta_batch=1 is smaller than the 2 processes"):
         distributed.shard(1, 0, 2)
+
+
+def test_both_coordinators_of_meta_train_have_the_same_methods():
+    def methods(cls):
+        return {name for name in vars(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+    assert methods(SingleProcess) == methods(distributed.DistributedCoordinator)
+    assert methods(SingleProcess) == {"begin", "my_tasks", "average", "decide", "wait"}
+    assert SingleProcess.is_main
 
 
 def test_outside_a_launch_this_process_is_the_main_one():
