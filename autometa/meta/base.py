@@ -11,6 +11,9 @@ A meta-learner is an ``nn.Module`` with three verbs:
     adapt to each task of a batch and score it on its query set.
 
 :func:`autometa.meta.meta_train` runs the outer loop for any of them.
+:meth:`MetaLearner.save` writes a learner as plain data;
+:meth:`MetaLearner.load` rebuilds it through :mod:`autometa.meta.registry`,
+which knows every learner class by the name the file records.
 """
 
 from __future__ import annotations
