@@ -175,7 +175,7 @@ def meta_train(
         stop = False
         if run.is_main:
             state = TrainState(learner, step, metrics, history)
-            stop = any([bool(callback(state)) for callback in callbacks])
+            stop = any([bool(callback(state)) for callback in callbacks])  # a list: every callback runs
             if checkpoint is not None and step % checkpoint_every == 0:
                 save_checkpoint(checkpoint, learner, optimizer, step, tasks)
         elapsed = time.perf_counter() - t0
