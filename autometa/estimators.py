@@ -29,21 +29,12 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from torch import nn
 
 from autometa._common import is_int, is_positive, resolve_device
-from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, meta_train
+from autometa.meta import meta_train, registry
 from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
 
 GRADIENT_BASED = ("maml", "fomaml", "reptile")
 METRIC_BASED = ("protonet", "matching")
 BACKBONES = ("mlp", "skip_mlp", "conv4")
-# (inner_lr, inner_steps) when left as None. Classification: MAML's Omniglot
-# step size and Reptile's inner Adam (Nichol et al. 2018); regression: the
-# papers' sinusoid settings (MAML: SGD 0.01; Reptile: SGD 0.02).
-INNER_DEFAULTS = {
-    ("maml", "classification"): (0.4, 5),
-    ("reptile", "classification"): (1e-3, 5),
-    ("maml", "regression"): (0.01, 5),
-    ("reptile", "regression"): (0.02, 5),
-}
 # parameters that take effect in fit; every other one shapes the meta-learner
 FIT_PARAMS = frozenset({"inner_steps", "random_state", "device", "verbose"})
 # what sklearn.base.clone carries over from a meta-fitted estimator
@@ -117,7 +108,7 @@ class _FewShotEstimator(BaseEstimator):
         self._learner = learner
         self._support_x = support_x
         self._support_y = torch.as_tensor(support_y, device=device)
-        self._adapt_kwargs = {"steps": self._inner()[1]} if self.algorithm in GRADIENT_BASED else {}
+        self._adapt_kwargs = {"steps": self._inner()["inner_steps"]} if self.algorithm in GRADIENT_BASED else {}
         self._adapt()
 
     def _adapt(self):
@@ -154,12 +145,10 @@ class _FewShotEstimator(BaseEstimator):
             self._adapt()
 
     # -- building blocks ---------------------------------------------------
-    def _inner(self) -> tuple[float, int]:
-        """``(inner_lr, inner_steps)`` with the algorithm's defaults filled in."""
-        family = "reptile" if self.algorithm == "reptile" else "maml"
-        lr, steps = INNER_DEFAULTS[family, self._task_type]
-        return (lr if self.inner_lr is None else self.inner_lr,
-                steps if self.inner_steps is None else self.inner_steps)
+    def _inner(self) -> dict:
+        """``inner_lr`` and ``inner_steps``, ``None`` filled in from :mod:`autometa.meta.registry`."""
+        return registry.with_defaults(self.algorithm, self._task_type, inner_lr=self.inner_lr,
+                                      inner_steps=self.inner_steps)
 
     def _outer_optimizer(self, learner) -> torch.optim.Optimizer:
         # Reptile's outer step interpolates towards the fine-tuned weights
@@ -216,17 +205,8 @@ class _FewShotEstimator(BaseEstimator):
             # which would make a prediction depend on the rest of the batch
             backbone = {"name": "conv4", "in_channels": channels, "image_size": height,
                         "out_features": out, "norm": not gradient_based}
-        if self.algorithm == "protonet":
-            return ProtoNet(backbone)
-        if self.algorithm == "matching":
-            return MatchingNet(backbone)
-        inner_lr, inner_steps = self._inner()
-        if self.algorithm == "reptile":
-            optimizer = "adam" if self._task_type == "classification" else "sgd"
-            return Reptile(backbone, inner_lr=inner_lr, inner_steps=inner_steps, inner_optimizer=optimizer,
-                           task_type=self._task_type)
-        return MAML(backbone, inner_lr=inner_lr, inner_steps=inner_steps,
-                    first_order=self.algorithm == "fomaml", task_type=self._task_type)
+        inner = self._inner() if gradient_based else {}
+        return registry.build(self.algorithm, backbone, self._task_type, **inner)
 
     def _check_params(self):
         name = type(self).__name__

@@ -93,7 +93,8 @@ def contenders(device: str, first_order: bool, inner_lr: float, seed: int):
     reference = use_batch_statistics(Conv4(5)).to(device)
     found = {}
     for strategy in ("loop", "batched", "vmap"):
-        learner = MAML(Conv4(5), inner_lr=inner_lr, first_order=first_order, strategy=strategy).to(device)
+        learner = MAML(Conv4(5), inner_lr=inner_lr, inner_steps=1, first_order=first_order,
+                       strategy=strategy).to(device)
         learner.backbone.load_state_dict(reference.state_dict())
         found[f"autometa {strategy}"] = (learner, lambda tasks, m=learner: _autometa_step(m, tasks))
     try:

@@ -109,7 +109,7 @@ def _learner(algorithm: str, hidden: int):
     classifier = {"name": "conv4", "hidden": hidden, "out_features": 5}
     embedding = {"name": "conv4", "hidden": hidden}
     if algorithm in ("maml", "fomaml"):
-        return MAML(classifier, inner_lr=0.4, first_order=algorithm == "fomaml")
+        return MAML(classifier, inner_lr=0.4, inner_steps=1, first_order=algorithm == "fomaml")
     if algorithm == "reptile":
         return Reptile(classifier, inner_lr=1e-3, inner_steps=5)
     return ProtoNet(embedding) if algorithm == "protonet" else MatchingNet(embedding)

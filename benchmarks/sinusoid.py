@@ -36,7 +36,7 @@ def run(shots=(5, 10), orders=("second", "first"), meta_steps: int = 70_000, n_t
         for order in orders:
             torch.manual_seed(seed)
             learner = MAML({"name": "mlp", "in_features": 1, "out_features": 1}, inner_lr=0.01,
-                           first_order=order == "first", task_type="regression")
+                           inner_steps=1, first_order=order == "first", task_type="regression")
             start = time.perf_counter()
             meta_train(learner, SinusoidTasks(k_shot=k_shot, n_query=k_shot, random_state=seed), steps=meta_steps,
                        meta_batch=25, lr=1e-3, schedule=schedule, verbose=verbose)

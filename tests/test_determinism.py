@@ -41,10 +41,10 @@ def train(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     embedding = {"name": "mlp", "in_features": 6, "out_features": 8, "hidden": [16]}
     if name.startswith("maml") or name == "fomaml":
         strategy = name.split("-")[1] if "-" in name else "auto"
-        learner = MAML(sinusoid, inner_lr=0.01, first_order=name == "fomaml", task_type="regression",
+        learner = MAML(sinusoid, inner_lr=0.01, inner_steps=1, first_order=name == "fomaml", task_type="regression",
                        strategy=strategy)
     elif name == "reptile":
-        learner = Reptile(sinusoid, inner_lr=0.02, inner_steps=3, task_type="regression")
+        learner = Reptile(sinusoid, inner_lr=0.02, inner_steps=3, inner_optimizer="adam", task_type="regression")
     elif name == "protonet":
         learner = ProtoNet(embedding)
     else:

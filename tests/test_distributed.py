@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, distributed, meta_train
+from autometa.meta.training import SingleProcess
 from autometa.tasks import EpisodeSampler, SinusoidTasks
 
 from helpers import small_blobs
@@ -33,7 +34,7 @@ def _setup(name: str, seed: int = 0):
     sinusoid = {"name": "mlp", "in_features": 1, "out_features": 1, "hidden": [16, 16]}
     embedding = {"name": "mlp", "in_features": 6, "out_features": 8, "hidden": [16]}
     if name in ("maml", "fomaml"):
-        learner = MAML(sinusoid, inner_lr=0.01, first_order=name == "fomaml", task_type="regression")
+        learner = MAML(sinusoid, inner_lr=0.01, inner_steps=1, first_order=name == "fomaml", task_type="regression")
         tasks, lr = SinusoidTasks(k_shot=5, n_query=5, random_state=seed), 0.01
     elif name == "reptile":
         learner = Reptile(sinusoid, inner_lr=0.02, inner_steps=3, inner_optimizer="sgd", task_type="regression")
@@ -176,6 +177,15 @@ def test_shards_are_contiguous_balanced_and_cover_the_meta_batch(meta_batch, wor
 def test_a_meta_batch_smaller_than_the_world_is_an_error():
     with pytest.raises(ValueError, match="meta_batch=1 is smaller than the 2 processes"):
         distributed.shard(1, 0, 2)
+
+
+def test_both_coordinators_of_meta_train_have_the_same_methods():
+    def methods(cls):
+        return {name for name in vars(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+    assert methods(SingleProcess) == methods(distributed.DistributedCoordinator)
+    assert methods(SingleProcess) == {"begin", "my_tasks", "average", "decide", "wait"}
+    assert SingleProcess.is_main
 
 
 def test_outside_a_launch_this_process_is_the_main_one():

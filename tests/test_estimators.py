@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 import autometa.estimators as estimators
 from autometa import FewShotClassifier, FewShotRegressor
+from autometa.meta import MAML
 
 X_BLOBS, Y_BLOBS = blobs()
 OLD = Y_BLOBS < 60  # meta-training classes; 60-99 are new
@@ -323,3 +324,31 @@ def test_skip_mlp_embedding_keeps_the_input_for_metric_learners():
     assert clf.fit(Xs, ys).predict(Xq).shape == yq.shape
     with pytest.raises(ValueError, match="skip_mlp' is an embedding for algorithm='protonet' or 'matching'"):
         FewShotClassifier(algorithm="maml", backbone="skip_mlp").fit(Xs, ys)
+
+
+# -- defaults ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "estimator,expected",
+    [
+        (FewShotClassifier(algorithm="maml"), (0.4, 5, None)),
+        (FewShotClassifier(algorithm="fomaml"), (0.4, 5, None)),
+        (FewShotClassifier(algorithm="reptile"), (1e-3, 5, "adam")),
+        (FewShotRegressor(algorithm="maml"), (0.01, 5, None)),
+        (FewShotRegressor(algorithm="fomaml"), (0.01, 5, None)),
+        (FewShotRegressor(algorithm="reptile"), (0.02, 5, "sgd")),
+    ],
+    ids=lambda value: value if isinstance(value, tuple) else f"{type(value).__name__}-{value.algorithm}",
+)
+def test_inner_loop_defaults(estimator, expected):
+    """The defaults the tabular numbers of BENCHMARKS.md were run with (autometa.meta.registry's)."""
+    rows = np.flatnonzero(Y_BLOBS < 2)
+    learner = estimator.set_params(device="cpu", random_state=0).fit(X_BLOBS[rows], Y_BLOBS[rows])._learner
+    assert (learner.inner_lr, learner.inner_steps, getattr(learner, "inner_optimizer", None)) == expected
+    if isinstance(learner, MAML):
+        assert learner.first_order == (estimator.algorithm == "fomaml")
+
+
+def test_inner_steps_left_as_none_adapts_with_the_registry_default(maml):
+    assert maml.inner_steps is None
+    rows = np.flatnonzero(Y_BLOBS >= 98)
+    assert maml.fit(X_BLOBS[rows], Y_BLOBS[rows])._adapt_kwargs == {"steps": 5}

@@ -81,7 +81,7 @@ def test_finite_difference_check_catches_vmap_through_torch_batchnorm(monkeypatc
     test fails, and vmap_safe can be retired."""
     torch.manual_seed(0)
     make, shape = BACKBONES["conv4-batchnorm"]
-    learner = MAML(make(), inner_lr=0.05, strategy="vmap").double()
+    learner = MAML(make(), inner_lr=0.05, inner_steps=1, strategy="vmap").double()
     monkeypatch.setattr(maml_module, "vmap_safe", lambda module: module)
     assert directional_check(learner, random_tasks(shape)) > 1e-4
 
@@ -106,13 +106,13 @@ def test_first_order_drops_the_second_order_term():
     flat = {}
     for first_order in (False, True):
         torch.manual_seed(0)
-        learner = MAML(make(), inner_lr=0.3, first_order=first_order, strategy="loop").double()
+        learner = MAML(make(), inner_lr=0.3, inner_steps=1, first_order=first_order, strategy="loop").double()
         learner.query_loss(tasks)[0].backward()
         flat[first_order] = torch.cat([p.grad.flatten() for p in learner.parameters()])
     assert not torch.allclose(flat[True], flat[False])
     # first order: the meta-gradient is the query gradient at the adapted parameters
     torch.manual_seed(0)
-    learner = MAML(make(), inner_lr=0.3, strategy="loop").double()
+    learner = MAML(make(), inner_lr=0.3, inner_steps=1, strategy="loop").double()
     expected = []
     for i in range(len(tasks)):
         adapted = learner.adapt(tasks.support_x[i], tasks.support_y[i])

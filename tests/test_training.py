@@ -12,7 +12,8 @@ from autometa.tasks import EpisodeSampler, SinusoidTasks
 
 def _sinusoid_maml(seed=0):
     torch.manual_seed(seed)
-    return MAML({"name": "mlp", "in_features": 1, "out_features": 1}, inner_lr=0.01, task_type="regression")
+    return MAML({"name": "mlp", "in_features": 1, "out_features": 1}, inner_lr=0.01, inner_steps=1,
+                task_type="regression")
 
 
 def test_steps_and_history():
@@ -82,3 +83,41 @@ def test_validation_keeps_the_best_parameters_and_stops_early():
     validation.restore_best(learner)
     learner.eval()
     assert learner.evaluate(validation.tasks)["accuracy"] == pytest.approx(best)
+
+
+class _Crash(Exception):
+    """Stands for the process dying where it is raised."""
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3])
+def test_a_crash_while_checkpointing_leaves_a_complete_checkpoint(tmp_path, monkeypatch, crash_at):
+    """Each checkpoint is written once, with its step: dying in any write of a
+    run (the checkpoints of steps 3 and 6, and the final one of step 7)
+    leaves the previous checkpoint whole, and resuming from it gives the
+    uninterrupted run."""
+    path = tmp_path / "ckpt.pt"
+    real_save, calls = torch.save, []
+
+    def dying_save(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == crash_at:
+            f.write(b"partial bytes")
+            raise _Crash
+        real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(_Crash):
+        meta_train(_sinusoid_maml(), SinusoidTasks(random_state=0), steps=7, meta_batch=4, checkpoint=path,
+                   checkpoint_every=3)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert [p.name for p in tmp_path.iterdir()] == ([path.name] if crash_at > 1 else [])
+    if crash_at > 1:
+        payload = torch.load(path, weights_only=True)
+        assert int(payload["step"]) == 3 * (crash_at - 1)
+        assert {"state_dict", "optimizer", "random_state"} <= payload.keys()
+    resumed = _sinusoid_maml(seed=123 if crash_at > 1 else 0)  # weights from the checkpoint when there is one
+    meta_train(resumed, SinusoidTasks(random_state=0), steps=7, meta_batch=4, checkpoint=path, checkpoint_every=3)
+    uninterrupted = _sinusoid_maml()
+    meta_train(uninterrupted, SinusoidTasks(random_state=0), steps=7, meta_batch=4)
+    for key, value in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key

@@ -14,56 +14,56 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from autometa._common import mean_ci
-from autometa.meta import MAML, MatchingNet, MetaLearner, ProtoNet, Reptile, Validation, meta_train
+from autometa.meta import MetaLearner, Validation, meta_train, registry
 from autometa.tasks import EpisodeSampler, TaskBatch
 
-ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
+ALGORITHMS = registry.ALGORITHMS
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Per-algorithm meta-training defaults (episode shape, optimisation)."""
+    """Per-algorithm meta-training choices (episode shape, optimisation, learner)."""
 
     n_way: int
     n_query: int
     meta_batch: int
     lr: float
     outer: str = "adam"  # the outer optimiser: "adam", or "sgd" (Reptile's interpolation step)
+    # the recipe's own learner hyperparameters; the others are the registry's
+    # defaults (autometa.meta.registry)
+    learner: dict = field(default_factory=dict)
 
 
+# Finn et al. 2017, 20-way Omniglot: inner step size 0.1, 5 steps (3 here, for speed)
+MAML_INNER_LOOP = {"inner_lr": 0.1, "inner_steps": 3}
 # Metric learners train on more ways than they are tested on (Snell et al.
 # 2017); gradient-based ones need the test's ways, fixed by their output layer.
 RECIPES = {
     "protonet": Recipe(n_way=60, n_query=5, meta_batch=1, lr=1e-3),
     "matching": Recipe(n_way=20, n_query=5, meta_batch=2, lr=1e-3),
-    "maml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3),
-    "fomaml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3),
-    # Nichol et al. 2018: outer step size 1.0 annealed to 0, 5 tasks per step
+    "maml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3, learner=MAML_INNER_LOOP),
+    "fomaml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3, learner=MAML_INNER_LOOP),
+    # Nichol et al. 2018: outer step size 1.0 annealed to 0, 5 tasks per step;
+    # the inner loop is the registry's, the paper's Omniglot one
     "reptile": Recipe(n_way=20, n_query=5, meta_batch=5, lr=1.0, outer="sgd"),
 }
 
 
 def build_learner(algorithm: str, n_way: int, image_size: int = 28) -> MetaLearner:
-    """A fresh learner with Conv4 and the hyperparameters of its paper's Omniglot runs."""
-    if algorithm not in ALGORITHMS:
+    """A fresh learner with Conv4: the registry's defaults, with the recipe's own choices over them."""
+    if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
-    embedding = {"name": "conv4", "image_size": image_size}
-    classifier = {"name": "conv4", "image_size": image_size, "out_features": n_way}
-    if algorithm == "protonet":
-        return ProtoNet(embedding)
-    if algorithm == "matching":
-        return MatchingNet(embedding)
-    if algorithm in ("maml", "fomaml"):
-        # Finn et al. 2017, 20-way Omniglot: inner lr 0.1, 5 steps (3 here, for speed)
-        return MAML(classifier, inner_lr=0.1, inner_steps=3, first_order=algorithm == "fomaml")
-    return Reptile(classifier, inner_lr=1e-3, inner_steps=5, inner_optimizer="adam")
+    backbone = {"name": "conv4", "image_size": image_size}
+    if algorithm in registry.GRADIENT_BASED:
+        backbone["out_features"] = n_way  # a classifier; metric learners keep the embedding
+    return registry.build(algorithm, backbone, **RECIPES[algorithm].learner)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
@@ -197,7 +197,7 @@ def train(
         val_set = dataset.subset_alphabets(val_alphabets)
         # select for what Lake's benchmark asks (20-way within an alphabet); the
         # output layer of gradient-based learners fixes their number of ways
-        val_way = train_way if algorithm in ("maml", "fomaml", "reptile") else min(20, _max_way(val_set))
+        val_way = train_way if algorithm in registry.GRADIENT_BASED else min(20, _max_way(val_set))
         val_sampler = EpisodeSampler(torch.from_numpy(val_set.images).unsqueeze(1), val_set.labels, val_way,
                                      k_shot, 5, groups=val_set.groups, random_state=seed + 1)
         every = 200 if steps is None else max(10, min(200, steps // 10))  # ten checks in a short run

@@ -1,6 +1,6 @@
 """Few-shot learners in torch. Importing this package never imports Optuna."""
 
-from autometa.meta import distributed
+from autometa.meta import distributed, registry
 from autometa.meta.base import MetaLearner
 from autometa.meta.maml import MAML
 from autometa.meta.matching import MatchingNet
@@ -8,4 +8,5 @@ from autometa.meta.protonet import ProtoNet
 from autometa.meta.reptile import Reptile
 from autometa.meta.training import TrainState, Validation, meta_train
 
-__all__ = ["MetaLearner", "MAML", "MatchingNet", "ProtoNet", "Reptile", "TrainState", "Validation", "meta_train", "distributed"]
+__all__ = ["MetaLearner", "MAML", "MatchingNet", "ProtoNet", "Reptile", "TrainState", "Validation", "meta_train", "distributed",
+           "registry"]

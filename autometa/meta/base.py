@@ -11,6 +11,9 @@ A meta-learner is an ``nn.Module`` with three verbs:
     adapt to each task of a batch and score it on its query set.
 
 :func:`autometa.meta.meta_train` runs the outer loop for any of them.
+:meth:`MetaLearner.save` writes a learner as plain data;
+:meth:`MetaLearner.load` rebuilds it through :mod:`autometa.meta.registry`,
+which knows every learner class by the name the file records.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from autometa._common import atomic_torch_save, read_payload
+from autometa.meta import registry
 from autometa.nn import build_backbone, supports_task_batching
 from autometa.tasks.task import TaskBatch
 
@@ -108,21 +112,28 @@ class MetaLearner(nn.Module):
         return next(self.parameters()).device
 
     # -- persistence ----------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the learner to ``path`` atomically.
+    def payload(self) -> dict:
+        """The learner as plain data (tensors, strings, numbers): what :meth:`save` writes.
 
-        The file is a ``torch.save`` archive of plain data only (tensors,
-        strings, numbers), readable with ``torch.load(weights_only=True)``;
-        the architecture is stored as a JSON config, never as pickled code.
+        The architecture is a JSON config, never pickled code. Add entries
+        of plain data to store more beside the learner (as the checkpoints
+        of :func:`~autometa.meta.meta_train` do); :meth:`load` ignores them.
         """
-        payload = {
+        return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "class": type(self).__name__,
             "config": json.dumps(self.config),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        atomic_torch_save(payload, path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the learner to ``path`` atomically.
+
+        The file is a ``torch.save`` archive of :meth:`payload`, readable
+        with ``torch.load(weights_only=True)``.
+        """
+        atomic_torch_save(self.payload(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None, map_location="cpu") -> "MetaLearner":
@@ -133,7 +144,10 @@ class MetaLearner(nn.Module):
         of the same architecture.
         """
         payload = read_model_payload(path, map_location)
-        learner_cls = _learner_class(payload["class"], path)
+        try:
+            learner_cls = registry.class_named(payload["class"])
+        except KeyError:
+            raise ValueError(f"{path} holds an unknown learner class {payload['class']!r}") from None
         if cls is not MetaLearner and not issubclass(learner_cls, cls):
             raise ValueError(f"{path} holds a {payload['class']}, not a {cls.__name__}")
         config = json.loads(payload["config"])
@@ -209,11 +223,3 @@ def read_model_payload(path: str | os.PathLike, map_location="cpu") -> dict:
     return read_payload(path, map_location, format=FORMAT, version=FORMAT_VERSION, kind="model",
                         how_to_make="save one with MetaLearner.save or `autometa fewshot train`")
 
-
-def _learner_class(name: str, path) -> type[MetaLearner]:
-    from autometa import meta
-
-    learner_cls = getattr(meta, name, None)
-    if not (isinstance(learner_cls, type) and issubclass(learner_cls, MetaLearner)):
-        raise ValueError(f"{path} holds an unknown learner class {name!r}")
-    return learner_cls

@@ -69,11 +69,14 @@ Batch normalisation
     same all-reduce, so all ranks keep identical buffers and rank 0's
     checkpoint holds the average.
 Rank 0
-    Only rank 0 shows the progress bar, runs the callbacks (validation, early
-    stopping) and writes the checkpoint; its decision to stop (a callback, or
-    the time budget by its clock) is broadcast so every rank stops at the same
-    step. After training, only rank 0's learner holds what callbacks
-    restored (e.g. :meth:`Validation.restore_best`): save from rank 0.
+    Only rank 0 shows the progress bar, runs the callbacks (validation,
+    early stopping) and writes the checkpoint; its decision to stop (a
+    callback, or the time budget by its clock) is broadcast so every rank
+    stops at the same step. After training, only rank 0's learner holds what
+    callbacks restored (e.g. :meth:`Validation.restore_best`): save from
+    rank 0. All of this, and the collectives above, is
+    :class:`DistributedCoordinator`, the part of :func:`meta_train` that
+    differs from one process.
 Failure and resume
     A process group does not survive a dead rank: restart all ranks (by hand,
     or ``torchrun --max-restarts N``), and :func:`meta_train` resumes every
@@ -264,6 +267,68 @@ def require_process_group(device: torch.device) -> tuple[int, int]:
             raise RuntimeError(f"distributed=True but torch.distributed is not initialised: {LAUNCH_HINT}")
         init_from_env(device if device.type == "cpu" else "cuda")
     return dist.get_rank(), dist.get_world_size()
+
+
+# -- the coordinator of meta_train -------------------------------------------
+class DistributedCoordinator:
+    """This rank's part in a distributed :func:`~autometa.meta.meta_train`.
+
+    The torch.distributed counterpart of
+    :class:`autometa.meta.training.SingleProcess`, with the same methods:
+    it joins the process group, gives this rank its slice of every
+    meta-batch, averages meta-gradients and metrics over the ranks, and
+    makes every rank stop at rank 0's decision.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where this rank trains.
+    meta_batch : int
+        Tasks per meta-step, over all ranks.
+    synchronise_stop : bool
+        Whether rank 0 may decide to stop early (callbacks, a time budget):
+        only then does :meth:`decide` broadcast its decision and its clock.
+    """
+
+    def __init__(self, device: torch.device, meta_batch: int, synchronise_stop: bool):
+        self.device = device
+        self.rank, self.world_size = require_process_group(device)
+        self.is_main = self.rank == 0
+        self.positions = shard(meta_batch, self.rank, self.world_size)
+        self.share = (self.positions.stop - self.positions.start) / meta_batch
+        self.synchronise_stop = synchronise_stop
+
+    def begin(self, learner: nn.Module, start: int, steps: int | None, meta_batch: int) -> None:
+        """Check that the ranks agree on the run, and give them rank 0's parameters."""
+        # a rank that missed the checkpoint, or was given other settings, would
+        # otherwise deadlock or silently train on something else
+        check_agreement(
+            [start, -1 if steps is None else steps, meta_batch],
+            "the step resumed from, steps and meta_batch (is the checkpoint on a filesystem every "
+            "rank reads?)", self.device,
+        )
+        broadcast_module(learner)
+
+    def my_tasks(self, batch: TaskBatch, first: bool) -> TaskBatch:
+        """This rank's slice of the meta-batch every rank drew (checked alike on the ``first`` step)."""
+        if first:
+            check_agreement([batch_fingerprint(batch)],
+                            "the meta-batch they drew (seed the task source alike on every rank)", self.device)
+        return batch[self.positions]
+
+    def average(self, learner: nn.Module, metrics: dict[str, float]) -> dict[str, float]:
+        """The meta-gradient in ``learner``'s ``.grad``, and ``metrics``, averaged over all ranks."""
+        return all_reduce_meta_gradient(learner, self.share, metrics)
+
+    def decide(self, stop: bool, elapsed: float) -> tuple[bool, float]:
+        """Rank 0's decision to stop, and its clock, on every rank."""
+        if not self.synchronise_stop:
+            return stop, elapsed
+        return rank0_decision(stop, elapsed, self.device)
+
+    def wait(self) -> None:
+        """Return when every rank is here (rank 0's checkpoint is then on disk)."""
+        barrier(self.device)
 
 
 # -- splitting the meta-batch -------------------------------------------------

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from autometa.meta import registry
 from autometa.meta.base import MetaLearner, Predictor, check_inner_loop, check_steps, resolve_strategy
 from autometa.nn import task_batched_call, use_batch_statistics, vmap_safe
 from autometa.tasks.task import TaskBatch
@@ -29,8 +30,14 @@ class MAML(MetaLearner):
         The network, or a backbone spec (``{"name": "conv4", "out_features": 5}``).
         Its batch-norm layers are switched to batch statistics, as in the
         paper, so the network computes the same function in every mode.
-    inner_lr : float, default=0.4
-    inner_steps : int, default=1
+    inner_lr : float or None, default=None
+        Step size of the inner SGD; ``None``: the registry's default for
+        ``task_type`` (:mod:`autometa.meta.registry`: 0.4 for
+        classification, 0.01 for regression).
+    inner_steps : int or None, default=None
+        Inner steps per task in meta-training (:meth:`adapt` and
+        :meth:`evaluate` may take another number); ``None``: the registry's
+        default, 5.
     first_order : bool, default=False
     learn_inner_lr : bool, default=False
         Meta-SGD (Li et al. 2017): one learned inner learning rate per
@@ -66,13 +73,15 @@ class MAML(MetaLearner):
     def __init__(
         self,
         backbone: nn.Module | dict,
-        inner_lr: float = 0.4,
-        inner_steps: int = 1,
+        inner_lr: float | None = None,
+        inner_steps: int | None = None,
         first_order: bool = False,
         learn_inner_lr: bool = False,
         task_type: str = "classification",
         strategy: str = "auto",
     ):
+        inner = registry.with_defaults("maml", task_type, inner_lr=inner_lr, inner_steps=inner_steps)
+        inner_lr, inner_steps = inner["inner_lr"], inner["inner_steps"]
         super().__init__(
             backbone,
             inner_lr=inner_lr,
@@ -198,3 +207,7 @@ class MAML(MetaLearner):
             outputs = self._batched_call(adapted, tasks.query_x)
             loss = self._inner_loss(outputs, tasks.query_y) / n_tasks
         return self._metrics(loss, outputs, tasks.query_y)
+
+
+registry.register("maml", MAML)
+registry.register("fomaml", MAML, first_order=True)

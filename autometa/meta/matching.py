@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autometa.meta import registry
+from autometa.meta._metric import embed_sets, one_hot_support
 from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
-from autometa.meta.protonet import embed_sets, one_hot_support
 from autometa.tasks.task import TaskBatch
 
 
@@ -171,3 +172,6 @@ def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.T
     # cosines lie in [-1, 1], so a class with a support example gets at
     # least e^-2 / S of the attention: the logarithm is always finite
     return torch.log(cosine_attention(query, support) @ one_hot)
+
+
+registry.register("matching", MatchingNet)

@@ -1,4 +1,4 @@
-"""Prototypical Networks, and the set-embedding helpers metric learners share."""
+"""Prototypical Networks: classify a query by its distances to the class means of the support set."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autometa.meta import registry
+from autometa.meta._metric import embed_sets, one_hot_support
 from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
 
@@ -96,34 +98,6 @@ class ProtoNet(MetaLearner):
         return -squared_distances(query, prototypes)
 
 
-def embed_sets(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Embed the sets ``x`` of shape ``(B, S, *features)`` in one backbone call.
-
-    Returns the flat embeddings, ``(B, S, D)``.
-    """
-    return backbone(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
-
-
-def one_hot_support(support_y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The ``(B, S, n_way)`` one-hot support labels, ``n_way = max(support_y) + 1``.
-
-    Raises
-    ------
-    ValueError
-        If some task lacks one of the labels ``0 .. n_way - 1``: its class
-        would have no support example to be represented by.
-    """
-    one_hot = F.one_hot(support_y.long(), int(support_y.max()) + 1).to(dtype)
-    missing = one_hot.sum(1) == 0
-    if missing.any():
-        task, label = (int(i) for i in missing.nonzero()[0])
-        raise ValueError(
-            f"support labels must be 0 .. n_way - 1, each at least once; task {task} "
-            f"has no example of label {label}"
-        )
-    return one_hot
-
-
 def class_prototypes(support: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:
     """Per-class mean embeddings.
 
@@ -148,3 +122,6 @@ def squared_distances(query: torch.Tensor, prototypes: torch.Tensor) -> torch.Te
     # |q|^2 - 2 q.p + |p|^2: a matrix product, never a (B, Q, N, D) difference tensor
     cross = query @ prototypes.transpose(1, 2)
     return query.pow(2).sum(-1, keepdim=True) - 2 * cross + prototypes.pow(2).sum(-1)[:, None, :]
+
+
+registry.register("protonet", ProtoNet)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from autometa.meta import registry
 from autometa.meta.base import MetaLearner, Predictor, check_inner_loop, check_steps, resolve_strategy
 from autometa.nn import task_batched_call, use_batch_statistics
 from autometa.tasks.task import TaskBatch
@@ -40,20 +41,24 @@ class Reptile(MetaLearner):
         The network, or a backbone spec (``{"name": "conv4", "out_features": 5}``).
         Its batch-norm layers are switched to batch statistics, so the
         network computes the same function in every mode.
-    inner_lr : float, default=1e-3
-        Step size of the inner optimiser. The default is the paper's for Adam
-        on 1-shot 5-way Omniglot (Adam's steps do not depend on the scale of
-        the loss, so it carries over); SGD needs a larger one, e.g. 0.02 on
-        sinusoids.
-    inner_steps : int, default=5
-        Inner steps per task in meta-training (the paper's 1-shot 5-way
-        Omniglot value); :meth:`adapt` and :meth:`evaluate` may take another
-        number.
-    inner_optimizer : {"sgd", "adam"}, default="adam"
+    inner_lr : float or None, default=None
+        Step size of the inner optimiser; ``None``: the registry's default
+        for ``task_type`` (:mod:`autometa.meta.registry`). For
+        classification, 1e-3: the paper's for Adam on 1-shot 5-way Omniglot
+        (Adam's steps do not depend on the scale of the loss, so it carries
+        over); for regression, 0.02 with SGD on sinusoids (SGD needs a larger
+        one).
+    inner_steps : int or None, default=None
+        Inner steps per task in meta-training (:meth:`adapt` and
+        :meth:`evaluate` may take another number); ``None``: the registry's
+        default, 5 (the paper's 1-shot 5-way Omniglot value).
+    inner_optimizer : {"sgd", "adam"} or None, default=None
         ``"adam"`` is Adam with betas ``(0, 0.999)``, as in the paper's
         classification experiments. Its moments start from zero on every task
         (the paper's code carried them over from task to task; with
         ``beta1 = 0`` that changes only the second-moment estimate).
+        ``None``: the registry's default, ``"adam"`` for classification and
+        ``"sgd"`` for regression.
     task_type : {"classification", "regression"}, default="classification"
         Cross-entropy on logits, or mean squared error on outputs.
     strategy : {"auto", "loop", "batched"}, default="auto"
@@ -99,12 +104,15 @@ class Reptile(MetaLearner):
     def __init__(
         self,
         backbone: nn.Module | dict,
-        inner_lr: float = 1e-3,
-        inner_steps: int = 5,
-        inner_optimizer: str = "adam",
+        inner_lr: float | None = None,
+        inner_steps: int | None = None,
+        inner_optimizer: str | None = None,
         task_type: str = "classification",
         strategy: str = "auto",
     ):
+        inner = registry.with_defaults("reptile", task_type, inner_lr=inner_lr, inner_steps=inner_steps,
+                                       inner_optimizer=inner_optimizer)
+        inner_lr, inner_steps, inner_optimizer = inner["inner_lr"], inner["inner_steps"], inner["inner_optimizer"]
         super().__init__(
             backbone,
             inner_lr=inner_lr,
@@ -218,3 +226,6 @@ class Reptile(MetaLearner):
         return torch.stack(
             [functional_call(self.backbone, {k: p[i] for k, p in params.items()}, (x[i],)) for i in range(len(x))]
         )
+
+
+registry.register("reptile", Reptile)

@@ -1,24 +1,30 @@
-"""The outer loop shared by every meta-learner, on one process or several
-(:mod:`autometa.meta.distributed`)."""
+"""The outer loop shared by every meta-learner, on one process or several.
+
+:func:`meta_train` reads top to bottom: set the learning rate, draw a
+meta-batch, accumulate its meta-gradient, step the optimiser, run the
+callbacks, checkpoint, decide whether to stop. What differs between one
+process and a ``torchrun`` launch sits behind a *coordinator*:
+:class:`SingleProcess` here, or
+:class:`~autometa.meta.distributed.DistributedCoordinator`, with the same
+five methods (``begin``, ``my_tasks``, ``average``, ``decide``, ``wait``) and
+an ``is_main`` flag for the one process that prints, validates and saves.
+Checkpoints are :mod:`autometa.meta._checkpoint`'s.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from autometa.meta import distributed as dist_utils
-from autometa._common import atomic_torch_save
-from autometa.meta.base import MetaLearner, read_model_payload
+from autometa.meta._checkpoint import load_checkpoint, save_checkpoint
+from autometa.meta.base import MetaLearner
+from autometa.meta.distributed import DistributedCoordinator
 from autometa.tasks.task import TaskBatch
 
 Callback = Callable[["TrainState"], bool | None]
@@ -32,6 +38,34 @@ class TrainState:
     step: int
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+class SingleProcess:
+    """The coordinator of a run on one process: the main one, with nothing to share.
+
+    :class:`~autometa.meta.distributed.DistributedCoordinator` is the
+    counterpart for one rank of a ``torchrun`` launch.
+    """
+
+    is_main = True
+
+    def begin(self, learner: MetaLearner, start: int, steps: int | None, meta_batch: int) -> None:
+        """Prepare the run that starts at step ``start``."""
+
+    def my_tasks(self, batch: TaskBatch, first: bool) -> TaskBatch:
+        """The tasks of ``batch`` this process trains on: all of them."""
+        return batch
+
+    def average(self, learner: MetaLearner, metrics: dict[str, float]) -> dict[str, float]:
+        """The meta-gradient and ``metrics`` over the whole meta-batch: already so."""
+        return metrics
+
+    def decide(self, stop: bool, elapsed: float) -> tuple[bool, float]:
+        """Whether to stop, and the seconds elapsed the schedule goes by."""
+        return stop, elapsed
+
+    def wait(self) -> None:
+        """Return when every process is done: at once."""
 
 
 def meta_train(
@@ -80,6 +114,8 @@ def meta_train(
         source (its numpy ``Generator`` and ``torch.Generator`` attributes,
         looked up three objects deep: every autometa sampler) and of torch,
         so a resumed run draws the tasks an uninterrupted one would have.
+        Each checkpoint is written once, whole and atomically: a crash while
+        saving leaves the previous one.
     verbose : bool, default=False
         Show a progress bar (on a terminal; tqdm leaves it out of non-TTY logs).
     distributed : bool, default=False
@@ -90,7 +126,8 @@ def meta_train(
         whole meta-batch. Only rank 0 shows progress, runs ``callbacks`` and
         writes ``checkpoint``. Joins the process group from torchrun's
         environment variables if it does not exist yet. See
-        :mod:`autometa.meta.distributed`.
+        :mod:`autometa.meta.distributed` and its
+        :class:`~autometa.meta.distributed.DistributedCoordinator`.
 
     Returns
     -------
@@ -108,72 +145,48 @@ def meta_train(
     optimizer = optimizer or torch.optim.Adam(learner.parameters(), lr=lr)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     device = learner.device
-    main = True
-    if distributed:
-        rank, world = dist_utils.require_process_group(device)
-        main = rank == 0
-        positions = dist_utils.shard(meta_batch, rank, world)
-        share = (positions.stop - positions.start) / meta_batch
+    run = (DistributedCoordinator(device, meta_batch, synchronise_stop=bool(callbacks) or time_budget is not None)
+           if distributed else SingleProcess())
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        start = _resume(learner, optimizer, checkpoint, tasks)
-    if distributed:
-        # a rank that missed the checkpoint, or was given other settings, would
-        # otherwise deadlock or silently train on something else
-        dist_utils.check_agreement(
-            [start, -1 if steps is None else steps, meta_batch],
-            "the step resumed from, steps and meta_batch (is the checkpoint on a filesystem every "
-            "rank reads?)", device,
-        )
-        dist_utils.broadcast_module(learner)
-        # rank 0's clock drives the time budget and the schedule
-        synchronise_control = bool(callbacks) or time_budget is not None
-        elapsed = 0.0
+        start = load_checkpoint(checkpoint, learner, optimizer, tasks)
+    run.begin(learner, start, steps, meta_batch)
+
     history: list[dict[str, float]] = []
-    t0 = time.perf_counter()
     learner.train()
-    bar = tqdm(total=steps, initial=start, disable=None if verbose and main else True, desc=type(learner).__name__, unit="step")
+    bar = tqdm(total=steps, initial=start, disable=None if verbose and run.is_main else True,
+               desc=type(learner).__name__, unit="step")
+    t0, elapsed = time.perf_counter(), 0.0
     step = start
     while steps is None or step < steps:
-        if not distributed:
-            elapsed = time.perf_counter() - t0
-        progress = step / steps if steps is not None else elapsed / time_budget
         if schedule == "cosine":
+            progress = step / steps if steps is not None else elapsed / time_budget
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        batch: TaskBatch = tasks.sample(meta_batch)
-        if distributed:
-            if step == start:
-                dist_utils.check_agreement([dist_utils.batch_fingerprint(batch)],
-                                           "the meta-batch they drew (seed the task source alike on every rank)",
-                                           device)
-            batch = batch[positions]
+        batch = run.my_tasks(tasks.sample(meta_batch), first=step == start)
         optimizer.zero_grad(set_to_none=True)
-        metrics = learner.meta_gradient(batch.to(device))
-        if distributed:
-            metrics = dist_utils.all_reduce_meta_gradient(learner, share, metrics)
+        metrics = run.average(learner, learner.meta_gradient(batch.to(device)))
         optimizer.step()
         step += 1
         history.append(metrics)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=False)
+
         stop = False
-        if main:
+        if run.is_main:
             state = TrainState(learner, step, metrics, history)
-            stop = any([bool(cb(state)) for cb in callbacks])
-            if checkpoint is not None and (step % checkpoint_every == 0):
-                _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
-        out_of_time = time_budget is not None and time.perf_counter() - t0 >= time_budget
-        if distributed and synchronise_control:
-            stop, elapsed = dist_utils.rank0_decision(stop or out_of_time, time.perf_counter() - t0, device)
-            out_of_time = False
-        if stop or out_of_time:
+            stop = any([bool(callback(state)) for callback in callbacks])  # a list: every callback runs
+            if checkpoint is not None and step % checkpoint_every == 0:
+                save_checkpoint(checkpoint, learner, optimizer, step, tasks)
+        elapsed = time.perf_counter() - t0
+        stop, elapsed = run.decide(stop or (time_budget is not None and elapsed >= time_budget), elapsed)
+        if stop:
             break
     bar.close()
-    if checkpoint is not None and main:
-        _save_checkpoint(learner, optimizer, step, checkpoint, tasks)
-    if distributed and checkpoint is not None:
-        dist_utils.barrier(device)  # returning means the checkpoint is on disk
+    if checkpoint is not None:
+        if run.is_main:
+            save_checkpoint(checkpoint, learner, optimizer, step, tasks)
+        run.wait()  # returning means the checkpoint is on disk
     return history
 
 
@@ -217,67 +230,3 @@ class Validation:
     def restore_best(self, learner: MetaLearner) -> None:
         if self.best_state is not None:
             learner.load_state_dict(self.best_state)
-
-
-def _save_checkpoint(learner: MetaLearner, optimizer, step: int, path, tasks) -> None:
-    learner.save(path)
-    payload = read_model_payload(path)
-    payload["optimizer"] = optimizer.state_dict()
-    payload["step"] = step
-    payload["random_state"] = _random_state(tasks, learner.device)
-    atomic_torch_save(payload, path)
-
-
-def _resume(learner: MetaLearner, optimizer, path, tasks) -> int:
-    payload = read_model_payload(path, map_location=learner.device)
-    learner.load_state_dict(payload["state_dict"])
-    if "optimizer" in payload:
-        optimizer.load_state_dict(payload["optimizer"])
-    if "random_state" in payload:
-        _set_random_state(payload["random_state"], tasks, learner.device)
-    return int(payload.get("step", 0))
-
-
-# -- random state of a run ------------------------------------------------------
-def _random_generators(source, path: str = "tasks", depth: int = 3, seen=None) -> Iterator[tuple[str, object]]:
-    """The numpy and torch random generators held by ``source``'s attributes, by attribute path."""
-    seen = set() if seen is None else seen
-    if id(source) in seen or not hasattr(source, "__dict__") or isinstance(source, (type, ModuleType, nn.Module, torch.Tensor)):
-        return
-    seen.add(id(source))
-    for name, value in vars(source).items():
-        if isinstance(value, (np.random.Generator, torch.Generator)):
-            yield f"{path}.{name}", value
-        elif depth > 1:
-            yield from _random_generators(value, f"{path}.{name}", depth - 1, seen)
-
-
-def _random_state(tasks, device: torch.device) -> dict:
-    """What a resumed run needs to draw the same random numbers: plain data, readable
-    with ``torch.load(weights_only=True)``."""
-    numpy_states, torch_states = {}, {}
-    for path, generator in _random_generators(tasks):
-        if isinstance(generator, np.random.Generator):
-            numpy_states[path] = generator.bit_generator.state
-        else:
-            torch_states[path] = generator.get_state()
-    state = {
-        "tasks_numpy": json.dumps(numpy_states, default=lambda array: array.tolist()),
-        "tasks_torch": torch_states,
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_random_state(state: dict, tasks, device: torch.device) -> None:
-    numpy_states = json.loads(state["tasks_numpy"])
-    for path, generator in _random_generators(tasks):
-        if isinstance(generator, np.random.Generator) and path in numpy_states:
-            generator.bit_generator.state = numpy_states[path]
-        elif isinstance(generator, torch.Generator) and path in state["tasks_torch"]:
-            generator.set_state(state["tasks_torch"][path].cpu())
-    torch.set_rng_state(state["torch"].cpu())
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
