@@ -106,14 +106,14 @@ def sinusoid_regression(meta_steps: int, n_test_tasks: int, seed: int, verbose: 
     torch.manual_seed(seed)
     network = {"name": "mlp", "in_features": 1, "out_features": 1}
     print("\n[2] MAML on sinusoids (amplitude 0.1-5, phase 0-pi): meta-train, then fit new ones from 10 points")
-    maml = MAML(network, inner_lr=0.01, task_type="regression")
+    maml = MAML(network, inner_lr=0.01, inner_steps=1, task_type="regression")
     begin = time.perf_counter()
     meta_train(maml, SinusoidTasks(k_shot=10, random_state=seed), steps=meta_steps, meta_batch=25, lr=1e-3,
                verbose=verbose)
     train_s = time.perf_counter() - begin
     test = SinusoidTasks(k_shot=10, n_query=100, random_state=seed + 10_000).sample(n_test_tasks)
     torch.manual_seed(seed + 1)
-    scratch = MAML(network, inner_lr=0.01, task_type="regression")
+    scratch = MAML(network, inner_lr=0.01, inner_steps=1, task_type="regression")
     steps = list(range(11))
     curve = {
         "from scratch": [scratch.evaluate(test, steps=s)["loss"] for s in steps],
