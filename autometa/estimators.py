@@ -32,21 +32,34 @@ from autometa._common import is_int, is_positive, resolve_device
 from autometa.meta import meta_train, registry
 from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
 
-GRADIENT_BASED = ("maml", "fomaml", "reptile")
-METRIC_BASED = ("protonet", "matching")
+GRADIENT_BASED = registry.GRADIENT_BASED
+METRIC_BASED = registry.METRIC_BASED
 BACKBONES = ("mlp", "skip_mlp", "conv4")
 # parameters that take effect in fit; every other one shapes the meta-learner
 FIT_PARAMS = frozenset({"inner_steps", "random_state", "device", "verbose"})
-# what sklearn.base.clone carries over from a meta-fitted estimator
+# The two kinds of fitted state, each listed once: meta_fit sets the first
+# (sklearn.base.clone carries it over), fit replaces the second as a whole.
 META_STATE = ("meta_learner_", "meta_history_", "n_features_in_", "feature_names_in_", "_meta_params")
+TASK_STATE = ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor")
 PREDICT_BATCH = 4096  # rows per forward pass in predict: bounds (GPU) memory
 
 
 class _FewShotEstimator(BaseEstimator):
-    """What both estimators share: building, meta-training, adapting, persisting."""
+    """What both estimators share: building, meta-training, adapting, persisting.
 
-    _algorithms: tuple[str, ...] = ()
-    _task_type = ""
+    A subclass sets the three class attributes below and the parameters its
+    ``__init__`` stores (``algorithm``, ``backbone``, ``hidden``,
+    ``image_shape``, ``inner_lr``, ``inner_steps``, ``meta_steps``,
+    ``meta_batch``, ``lr``, ``random_state``, ``device``, ``verbose`` and the
+    episode sizes it lists in ``_episode_params``).
+    """
+
+    #: the algorithms the estimator accepts
+    _algorithms: tuple[str, ...]
+    #: "classification" or "regression": picks the registry's defaults and the target checks
+    _task_type: str
+    #: (parameter, smallest value) of the integer episode and training sizes
+    _episode_params: tuple[tuple[str, int], ...]
 
     # -- meta-learned state ------------------------------------------------
     def _meta_fit(self, X, y, groups, make_tasks, n_outputs: int):
@@ -87,8 +100,12 @@ class _FewShotEstimator(BaseEstimator):
         return validate_data(self, X, y, reset=not meta_fitted, dtype=(np.float64, np.float32),
                              y_numeric=self._task_type == "regression")
 
-    def _fit_task(self, X, support_y: np.ndarray, n_outputs: int):
-        """Adapt to the task ``(X, support_y)``; ``n_outputs`` sizes a new learner's head."""
+    def _fit_task(self, X, support_y: np.ndarray, n_outputs: int, classes: np.ndarray | None = None):
+        """Adapt to the task ``(X, support_y)``; ``n_outputs`` sizes a new learner's head.
+
+        Replaces the whole task state (:data:`TASK_STATE`), ``classes_`` included
+        when ``classes`` is given.
+        """
         device = resolve_device(self.device)
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         if hasattr(self, "meta_learner_"):
@@ -105,6 +122,8 @@ class _FewShotEstimator(BaseEstimator):
             with torch.no_grad():
                 self._check_width(learner.backbone(support_x).shape[-1], n_outputs)
         self._forget_task()
+        if classes is not None:
+            self.classes_ = classes
         self._learner = learner
         self._support_x = support_x
         self._support_y = torch.as_tensor(support_y, device=device)
@@ -116,7 +135,7 @@ class _FewShotEstimator(BaseEstimator):
         self._predictor = self._learner.adapt(self._support_x, self._support_y, **self._adapt_kwargs)
 
     def _forget_task(self):
-        for name in ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor"):
+        for name in TASK_STATE:
             self.__dict__.pop(name, None)
 
     def __sklearn_is_fitted__(self):
@@ -364,7 +383,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     _task_type = "classification"
     _episode_params = (("n_way", 2), ("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
 
-    def __init__(self, algorithm="protonet", backbone="mlp", hidden=(64, 64), image_shape=None, inner_lr=None,
+    def __init__(self, algorithm="protonet", *, backbone="mlp", hidden=(64, 64), image_shape=None, inner_lr=None,
                  inner_steps=None, n_way=5, k_shot=1, n_query=5, meta_steps=500, meta_batch=8, lr=None,
                  random_state=None, device="auto", verbose=False):
         self.algorithm = algorithm
@@ -427,8 +446,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"a task needs at least 2 classes; got {len(classes)} class")
-        self._fit_task(X, codes, n_outputs=len(classes))
-        self.classes_ = classes
+        self._fit_task(X, codes, n_outputs=len(classes), classes=classes)
         return self
 
     def _check_width(self, width: int, n_classes: int):
@@ -555,7 +573,7 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
     _task_type = "regression"
     _episode_params = (("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
 
-    def __init__(self, algorithm="maml", backbone="mlp", hidden=(40, 40), image_shape=None, inner_lr=None,
+    def __init__(self, algorithm="maml", *, backbone="mlp", hidden=(40, 40), image_shape=None, inner_lr=None,
                  inner_steps=None, k_shot=10, n_query=10, meta_steps=500, meta_batch=8, lr=None,
                  random_state=None, device="auto", verbose=False):
         self.algorithm = algorithm

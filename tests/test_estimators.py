@@ -352,3 +352,10 @@ def test_inner_steps_left_as_none_adapts_with_the_registry_default(maml):
     assert maml.inner_steps is None
     rows = np.flatnonzero(Y_BLOBS >= 98)
     assert maml.fit(X_BLOBS[rows], Y_BLOBS[rows])._adapt_kwargs == {"steps": 5}
+
+
+@pytest.mark.parametrize("cls", [FewShotClassifier, FewShotRegressor])
+def test_parameters_after_the_algorithm_are_keyword_only(cls):
+    with pytest.raises(TypeError):
+        cls("maml", "mlp")
+    assert cls("maml", backbone="mlp").backbone == "mlp"
