@@ -43,11 +43,18 @@ def run(out: str | Path = "autometa-demo", seed: int = 0, quick: bool = False, v
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print(f"autometa demo on {describe()}; seed {seed}")
-    results = {
-        "fewshot": few_shot_classification(sizes["meta_steps"], sizes["episodes"], seed, verbose),
-        "sinusoid": sinusoid_regression(sizes["sine_steps"], sizes["sine_tasks"], seed, verbose),
-        "hpo": warm_started_search(sizes["hpo_trials"], sizes["hpo_splits"], seed, verbose),
-    }
+    # every network here is tiny: one intra-op thread is fastest, and more
+    # threads stall when other work shares the cores
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = {
+            "fewshot": few_shot_classification(sizes["meta_steps"], sizes["episodes"], seed, verbose),
+            "sinusoid": sinusoid_regression(sizes["sine_steps"], sizes["sine_tasks"], seed, verbose),
+            "hpo": warm_started_search(sizes["hpo_trials"], sizes["hpo_splits"], seed, verbose),
+        }
+    finally:
+        torch.set_num_threads(threads)
     plots = _plot(results, out)
     print(f"\nplots: {', '.join(str(p) for p in plots)}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
