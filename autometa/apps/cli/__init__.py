@@ -28,7 +28,9 @@ COMMANDS = (demo, fewshot, rl2, kb, hpo, bench)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``autometa``, with every command of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="autometa", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="autometa", description="Meta-learning made practical: few-shot learning, warm-started "
+                                     "hyperparameter search, RL^2. Each command has its own --help.")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
