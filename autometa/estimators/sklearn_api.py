@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
@@ -641,23 +642,39 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
 
 
 class FewShotRegressor(RegressorMixin, _FewShotEstimator):
-    """A few-shot regressor: meta-learn an initialisation on many tasks, fit a new one from a few points.
+    """A few-shot regressor: meta-learn on many tasks, fit a new one from a few points.
 
-    :meth:`meta_fit` meta-trains MAML, first-order MAML or Reptile on tasks
-    that are the groups of rows of a table (a customer, a sensor, a data
-    set); :meth:`fit` then fine-tunes that initialisation on a new task's
-    few points for ``inner_steps`` gradient steps. Without :meth:`meta_fit`,
-    :meth:`fit` trains a randomly initialised network for ``inner_steps``
-    steps. Targets are taken as they are: the meta-learned initialisation
-    expects new tasks on the scale of the meta-training tasks.
+    :meth:`meta_fit` learns from tasks that are the groups of rows of a
+    table (a customer, a sensor, a data set); :meth:`fit` then adapts to a
+    new task's few points.
+
+    The default, ``algorithm="auto"``, is a validated choice
+    (:mod:`autometa.estimators.validated_regression`): :meth:`meta_fit`
+    standardises features and targets with the meta-training rows and
+    compares, on K-shot tasks (K = 2, 5, 10) of a quarter of the groups held
+    out from building them, a global HistGradientBoosting model on all
+    meta-training rows, that model plus the support's shrunk mean residual,
+    a basis network with a closed-form ridge head meta-trained on K-shot
+    tasks (R2-D2, Bertinetto et al., ICLR 2019), and Ridge and k-NN fitted on
+    the support only; per K it keeps the lowest mean squared error.
+    :meth:`fit` uses the choice of the validated K nearest (log scale) to
+    the number of support points. Without :meth:`meta_fit`, :meth:`fit` fits
+    Ridge (alpha 1) on features standardised with the support rows.
+
+    ``"maml"``, ``"fomaml"`` and ``"reptile"`` meta-train an initialisation
+    that :meth:`fit` fine-tunes for ``inner_steps`` gradient steps (without
+    :meth:`meta_fit`: a randomly initialised network). Their targets are
+    taken as they are: the meta-learned initialisation expects new tasks on
+    the scale of the meta-training tasks.
 
     Parameters
     ----------
-    algorithm : {"maml", "fomaml", "reptile"}, default="maml"
+    algorithm : {"auto", "maml", "fomaml", "reptile"}, default="auto"
     backbone : {"mlp", "conv4"} or nn.Module, default="mlp"
         As in :class:`FewShotClassifier`; a module must output one value.
-    hidden : sequence of int, default=(40, 40)
-        Hidden widths of the ``"mlp"`` backbone (MAML's sinusoid network).
+    hidden : sequence of int or None, default=None
+        Hidden widths of the ``"mlp"`` backbone; ``None``: (40, 40), MAML's
+        sinusoid network (``"auto"``'s basis network is 64-64-32).
     image_shape : (int, int, int) or None, default=None
         As in :class:`FewShotClassifier`.
     inner_lr : float or None, default=None
@@ -666,9 +683,12 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         Inner-loop steps, in meta-training and in :meth:`fit` (where it may
         be changed after :meth:`meta_fit`); ``None``: 5.
     k_shot, n_query : int, default=10, 10
-        Support and query rows per meta-training task; groups with fewer
-        than ``k_shot + n_query`` rows are not drawn.
-    meta_steps : int, default=500
+        Support and query rows per meta-training task of the episodic
+        algorithms; groups with fewer than ``k_shot + n_query`` rows are not
+        drawn. ``"auto"`` sizes its tasks itself (``episode_sizes_``).
+    meta_steps : int or None, default=None
+        Meta-training steps; ``None``: 500, for ``"auto"``'s basis network
+        1500.
     meta_batch : int, default=8
     lr : float or None, default=None
     random_state : int, RandomState instance or None, default=None
@@ -678,11 +698,27 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
 
     Attributes
     ----------
-    meta_learner_ : autometa.meta.MetaLearner
-        The meta-trained learner (set by :meth:`meta_fit`; kept by
+    meta_learner_ : autometa.meta.MetaLearner or autometa.estimators.validated_regression.ValidatedRegression
+        The meta-trained learner, or for ``"auto"`` the standardisation,
+        candidates and choices (set by :meth:`meta_fit`; kept by
         :func:`sklearn.base.clone` and never changed by :meth:`fit`).
     meta_history_ : list of dict
-        Meta-training metrics per step (``loss``).
+        Meta-training metrics per step (``loss``); episodic algorithms.
+    choices_ : dict of int to str
+        ``"auto"``: the candidate kept per validated K, one of "global",
+        "offset", "basis", "ridge", "knn".
+    validation_scores_ : dict of (int, str) to float
+        ``"auto"``: validation mean squared error (standardised targets).
+    validated_ : bool
+        ``"auto"``: False when there were too few groups to validate (then
+        "offset" is used).
+    episode_sizes_ : dict
+        ``"auto"``: per validated K, the held-out groups and episodes used.
+    method_ : str
+        ``"auto"``, after :meth:`fit`: the candidate used ("ridge" without
+        :meth:`meta_fit`).
+    k_used_ : int or None
+        ``"auto"``, after :meth:`fit`: the validated K whose choice was used.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -704,12 +740,13 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
     (15,)
     """
 
-    _algorithms = GRADIENT_BASED
+    _algorithms = (AUTO, *GRADIENT_BASED)
     _task_type = "regression"
     _episode_params = (("k_shot", 1), ("n_query", 1), ("meta_batch", 1))
+    _default_hidden = ((40, 40), (64, 64))  # episodic, auto
 
-    def __init__(self, algorithm="maml", *, backbone="mlp", hidden=(40, 40), image_shape=None, inner_lr=None,
-                 inner_steps=None, k_shot=10, n_query=10, meta_steps=500, meta_batch=8, lr=None,
+    def __init__(self, algorithm=AUTO, *, backbone="mlp", hidden=None, image_shape=None, inner_lr=None,
+                 inner_steps=None, k_shot=10, n_query=10, meta_steps=None, meta_batch=8, lr=None,
                  random_state=None, device="auto", verbose=False):
         self.algorithm = algorithm
         self.backbone = backbone
@@ -745,6 +782,9 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
             raise ValueError("FewShotRegressor.meta_fit needs groups=: the task of each row "
                              "(each group of rows is one meta-training task)")
 
+        if self.algorithm == AUTO:
+            return self._meta_fit_auto(X, y, groups)
+
         def tasks(x, targets, groups, seed):
             return GroupedRegressionTasks(x, targets.astype(np.float32), groups, self.k_shot, self.n_query,
                                           random_state=seed)
@@ -764,8 +804,28 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         self : FewShotRegressor
         """
         X, y = self._validate_task(X, y)
-        self._fit_task(X, y.astype(X.dtype), n_outputs=1)
+        if self.algorithm == AUTO:
+            self._fit_auto(X, y.astype(np.float64))
+        else:
+            self._fit_task(X, y.astype(X.dtype), n_outputs=1)
         return self
+
+    def _auto_meta_fit(self, X, y, groups, seed):
+        return ValidatedRegression(steps=1500 if self.meta_steps is None else self.meta_steps, seed=seed).fit(
+            X, y, groups)
+
+    def _fit_auto(self, X, y):
+        self._forget_task()
+        if hasattr(self, "meta_learner_"):
+            selector = self.meta_learner_
+            self.k_used_, self.method_ = selector.choose(len(y))
+            self._head = ("selector", selector.standardise(X), (y - selector.y_mean_) / selector.y_std_)
+        else:
+            mean, std = X.mean(0), X.std(0)
+            std[std == 0] = 1.0
+            self.k_used_, self.method_ = None, "ridge"
+            scale = _Standardise(mean, std)
+            self._head = ("ridge", scale, Ridge(1.0).fit(scale(X), y))
 
     def _check_width(self, width: int, n_outputs: int):
         if width != 1:
@@ -782,6 +842,14 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         -------
         ndarray of shape (n_samples,)
         """
+        if self.algorithm == AUTO:
+            check_is_fitted(self)
+            X = validate_data(self, X, reset=False, dtype=np.float64)
+            kind, a, b = self._head
+            if kind == "ridge":
+                return b.predict(a(X))
+            sel = self.meta_learner_
+            return predict_with(self.method_, sel.parts_, a, b, sel.standardise(X)) * sel.y_std_ + sel.y_mean_
         return self._outputs(X)[:, 0]
 
 
