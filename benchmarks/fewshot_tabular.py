@@ -197,8 +197,9 @@ def baseline_accuracies(name, eps_by_k, n_episodes, seed, cache_dir=None) -> dic
 
 # -- classification ------------------------------------------------------------------
 def run(group="heldout", n_episodes=200, seed=0, datasets=None, data_dir=None, cache_dir=None,
-        figure=True) -> dict:
-    """Benchmark the default FewShotClassifier on ``group`` ("design" or "heldout"); returns the results."""
+        figure=True, estimator=None) -> dict:
+    """Benchmark ``estimator`` (default: ``FewShotClassifier(random_state=seed)``) on ``group``
+    ("design" or "heldout"); returns ``{"results": per data set, "summary": per K}``."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -215,7 +216,7 @@ def run(group="heldout", n_episodes=200, seed=0, datasets=None, data_dir=None, c
             eps = {k: episodes(Xn, yn, k, n_episodes, seed, name) for k in SHOTS}
             base = baseline_accuracies(name, eps, n_episodes, seed, cache_dir)
             t0 = time.perf_counter()
-            model = FewShotClassifier(random_state=seed).meta_fit(Xm, ym)
+            model = (FewShotClassifier(random_state=seed) if estimator is None else clone(estimator)).meta_fit(Xm, ym)
             meta_time = time.perf_counter() - t0
             ours = {k: _accuracies(model, eps[k], fresh=False) for k in SHOTS}
             results[name] = {"ours": ours, "base": base, "choices": model.choices_, "meta_fit_s": meta_time,
