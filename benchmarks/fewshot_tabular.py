@@ -72,17 +72,23 @@ FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 # -- data sets -------------------------------------------------------------------
-def design_datasets(data_dir=None) -> list[str]:
-    """PMLB classification data sets with at least 10 classes."""
+def _local_classification(data_dir, low, high) -> list[str]:
+    from autometa.data.pmlb import _pmlb_dir
+
     index = pmlb_index(data_dir)
-    return sorted(index[(index.task == "classification") & (index.n_classes >= 10)].name)
+    chosen = index[(index.task == "classification") & (index.n_classes >= low) & (index.n_classes <= high)]
+    directory = _pmlb_dir(data_dir)
+    return sorted(n for n in chosen.name if (directory / n / f"{n}.tsv.gz").is_file())
+
+
+def design_datasets(data_dir=None) -> list[str]:
+    """Local PMLB classification data sets with at least 10 classes."""
+    return _local_classification(data_dir, 10, np.inf)
 
 
 def heldout_datasets(data_dir=None) -> list[str]:
-    """Digits with four class splits, then PMLB classification data sets with 6 to 9 classes."""
-    index = pmlb_index(data_dir)
-    pmlb = sorted(index[(index.task == "classification") & (index.n_classes >= 6) & (index.n_classes <= 9)].name)
-    return [f"digits:{split}" for split in DIGITS_SPLITS] + pmlb
+    """Digits with four class splits, then the local PMLB classification data sets with 6 to 9 classes."""
+    return [f"digits:{split}" for split in DIGITS_SPLITS] + _local_classification(data_dir, 6, 9)
 
 
 def load(name, seed=0, data_dir=None):
@@ -219,7 +225,7 @@ def run(group="heldout", n_episodes=200, seed=0, datasets=None, data_dir=None, c
             model = (FewShotClassifier(random_state=seed) if estimator is None else clone(estimator)).meta_fit(Xm, ym)
             meta_time = time.perf_counter() - t0
             ours = {k: _accuracies(model, eps[k], fresh=False) for k in SHOTS}
-            results[name] = {"ours": ours, "base": base, "choices": model.choices_, "meta_fit_s": meta_time,
+            results[name] = {"ours": ours, "base": base, "choices": getattr(model, "choices_", {}), "meta_fit_s": meta_time,
                              "shape": (len(np.unique(ym)), len(ym), len(np.unique(yn)), len(yn))}
             _print_dataset(name, results[name], time.perf_counter() - started)
     summary = summarise(results, group)
@@ -363,7 +369,7 @@ def run_regression(n_tasks=200, shots=(5, 10), seed=0, datasets=None, data_dir=N
                     for b, m in support_only.items():
                         errors[b].append(np.mean((clone(m).fit(sx[i], sy[i]).predict(qx[i]) - qy[i]) ** 2))
                 res[k] = {m: np.array(v) for m, v in errors.items()}
-            out[name] = {"errors": res, "choices": model.choices_, "meta_fit_s": meta_time}
+            out[name] = {"errors": res, "choices": getattr(model, "choices_", {}), "meta_fit_s": meta_time}
             line = f"{name:14s} meta_fit {meta_time:5.1f}s chose {model.choices_}"
             for k in shots:
                 e = res[k]
