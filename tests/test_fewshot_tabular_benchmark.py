@@ -53,7 +53,7 @@ def test_summary_counts_wins_ties_losses_and_cells_below(capsys):
 
 
 def test_run_on_fake_cache_reuses_cached_baselines(fake_cache, tmp_path, capsys):  # noqa: F811
-    small = FewShotClassifier("protonet", meta_steps=5, random_state=0, device="cpu")  # fast
+    small = FewShotClassifier("protonet", n_query=2, meta_steps=5, random_state=0, device="cpu")  # fast
     first = bench.run("design", n_episodes=2, data_dir=fake_cache, cache_dir=tmp_path, figure=False,
                       estimator=small)
     assert list(first["results"]) == ["blobs"] and len(list(tmp_path.glob("blobs_2_0.pkl"))) == 1
