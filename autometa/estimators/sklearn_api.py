@@ -331,9 +331,11 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     generalised to classes it was not built on. :meth:`fit` uses the choice
     of the validated K nearest (on a log scale) to the support's smallest
     class. With fewer than three meta-training classes nothing can be
-    validated: raw features with nearest centroid at K = 1 and logistic
-    regression from K = 2. Without :meth:`meta_fit`, :meth:`fit` does the
-    same on features standardised with the support rows.
+    validated: raw features with nearest centroid (the choice for K = 1,
+    used up to K = 2) and logistic regression (the choice for K = 5, used
+    from K = 3). Without :meth:`meta_fit`, :meth:`fit` standardises the
+    features with the support rows and uses nearest centroid at K = 1,
+    logistic regression from K = 2.
 
     The other algorithms are the episodic meta-learners of
     :mod:`autometa.meta`: :meth:`meta_fit` meta-trains one on N-way K-shot
