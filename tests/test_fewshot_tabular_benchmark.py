@@ -9,11 +9,11 @@ from benchmarks import fewshot_tabular as bench
 
 pytest.importorskip("pmlb", reason="pmlb is an optional extra: pip install 'autometa[pmlb]'")
 
-from tests.test_tabular_benchmark import fake_cache  # noqa: E402,F401  (the fixture)
+from tests.test_tabular_benchmark import fake_cache  # noqa: F401  (the fixture)
 
 
 def test_digits_splits_are_five_meta_and_five_new_classes():
-    Xm, ym, Xn, yn = bench.load("digits:even")
+    Xm, ym, _, yn = bench.load("digits:even")
     assert set(ym) == {0, 2, 4, 6, 8} and set(yn) == {1, 3, 5, 7, 9}
     assert Xm.max() <= 1.0
     assert bench.heldout_datasets(None)[:4] == ["digits:lo", "digits:hi", "digits:even", "digits:odd"]
@@ -25,7 +25,7 @@ def test_episodes_are_seeded_and_the_same_for_every_method():
     for (sx, sy, qx, qy), (sx2, sy2, qx2, qy2) in zip(a, b):
         np.testing.assert_array_equal(sx, sx2)
         np.testing.assert_array_equal(qy, qy2)
-    sx, sy, qx, qy = a[0]
+    _, sy, _, qy = a[0]
     assert len(sy) == 25 and np.unique(sy, return_counts=True)[1].tolist() == [5] * 5 and len(qy) == 75
 
 

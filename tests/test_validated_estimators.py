@@ -12,7 +12,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from autometa import FewShotClassifier, FewShotRegressor
-from autometa.estimators.validated import (HEADS, REPRESENTATIONS, Head, batched_predict, within_class_whitener)
+from autometa.estimators.validated import (
+    HEADS,
+    REPRESENTATIONS,
+    Head,
+    batched_predict,
+    within_class_whitener,
+)
 from autometa.estimators.validated_regression import CANDIDATES
 
 FAST = {"meta_steps": 30, "random_state": 0}

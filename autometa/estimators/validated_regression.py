@@ -90,7 +90,7 @@ class BasisNetwork:
 
     def predict(self, sx, sy, qx):
         with torch.no_grad():
-            f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
+            f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]
             return self._predict(f(sx), f(sy), f(qx))[0].double().numpy()
 
 
