@@ -1,4 +1,4 @@
-"""scikit-learn's estimator checks, for every algorithm of both estimators."""
+"""scikit-learn's estimator checks, for both estimators with their defaults and for every algorithm."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -8,6 +8,8 @@ from autometa import FewShotClassifier, FewShotRegressor
 # long and large enough to fit the checks' data sets without meta-training.
 SMALL = {"hidden": (16,), "device": "cpu"}
 ESTIMATORS = [
+    FewShotClassifier(),  # the defaults, as they are
+    FewShotRegressor(),
     FewShotClassifier(algorithm="protonet", **SMALL),
     FewShotClassifier(algorithm="matching", **SMALL),
     FewShotClassifier(algorithm="protonet", backbone="skip_mlp", **SMALL),

@@ -17,7 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import autometa.estimators as estimators
+import autometa.estimators.sklearn_api as estimators
 from autometa import FewShotClassifier, FewShotRegressor
 from autometa.meta import MAML
 
@@ -44,7 +44,8 @@ def mean_accuracy(estimator, tasks):
 
 @pytest.fixture(scope="module")
 def protonet():
-    return FewShotClassifier(meta_steps=300, random_state=0, device="cpu").meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
+    return FewShotClassifier("protonet", meta_steps=300, random_state=0, device="cpu").meta_fit(
+        X_BLOBS[OLD], Y_BLOBS[OLD])
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,7 @@ def test_random_state_makes_meta_fit_deterministic_and_leaves_torch_alone():
     expected = torch.rand(1)
     torch.manual_seed(123)
     weights = [
-        FewShotClassifier(meta_steps=5, random_state=1, device="cpu").meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
+        FewShotClassifier("protonet", meta_steps=5, random_state=1, device="cpu").meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
         .meta_learner_.state_dict()["backbone.0.weight"]
         for _ in range(2)
     ]
@@ -255,7 +256,7 @@ def test_mismatched_features_between_meta_fit_fit_and_predict(protonet):
         (FewShotClassifier(inner_steps=0), "inner_steps must be None or a positive int"),
         (FewShotClassifier(n_way=1), "n_way must be an int >= 2"),
         (FewShotClassifier(device="gpu7"), "device must be 'auto' or a torch device"),
-        (FewShotClassifier(backbone="conv4"), "not a square number: pass image_shape"),
+        (FewShotClassifier("protonet", backbone="conv4"), "not a square number: pass image_shape"),
     ],
 )
 def test_invalid_parameters(estimator, match):
@@ -266,11 +267,11 @@ def test_invalid_parameters(estimator, match):
 def test_too_few_classes_or_shots_for_the_episodes_name_the_fix():
     few = Y_BLOBS < 3
     with pytest.raises(ValueError, match="only 3 classes are available; lower n_way"):
-        FewShotClassifier(device="cpu").meta_fit(X_BLOBS[few], Y_BLOBS[few])
+        FewShotClassifier("protonet", n_way=5, device="cpu").meta_fit(X_BLOBS[few], Y_BLOBS[few])
     with pytest.raises(ValueError, match="lower k_shot or n_query"):
-        FewShotClassifier(k_shot=10, n_query=15, device="cpu").meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
+        FewShotClassifier("protonet", k_shot=10, n_query=15, device="cpu").meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
     with pytest.raises(ValueError, match="needs groups="):
-        FewShotRegressor(device="cpu").meta_fit(*sinusoid_table(4)[:2])
+        FewShotRegressor("maml", device="cpu").meta_fit(*sinusoid_table(4)[:2])
 
 
 def test_changing_a_meta_fit_parameter_after_meta_fit_asks_for_meta_fit(protonet):
@@ -292,7 +293,7 @@ def test_conv4_on_flattened_images():
 def test_custom_module_backbone_is_not_trained_in_place():
     module = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU())
     before = module[0].weight.detach().clone()
-    clf = FewShotClassifier(backbone=module, meta_steps=5, random_state=0, device="cpu")
+    clf = FewShotClassifier("protonet", backbone=module, meta_steps=5, random_state=0, device="cpu")
     clf.meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD]).fit(X_BLOBS[:40], Y_BLOBS[:40])
     assert torch.equal(module[0].weight, before)
     with warnings.catch_warnings():
@@ -312,7 +313,7 @@ def test_example_script_runs_in_smoke_mode():
 
 
 def test_skip_mlp_embedding_keeps_the_input_for_metric_learners():
-    clf = FewShotClassifier(backbone="skip_mlp", hidden=(16, 8), meta_steps=20, random_state=0, device="cpu")
+    clf = FewShotClassifier("protonet", backbone="skip_mlp", hidden=(16, 8), meta_steps=20, random_state=0, device="cpu")
     clf.meta_fit(X_BLOBS[OLD], Y_BLOBS[OLD])
     embedding = clf.meta_learner_.backbone
     x = torch.as_tensor(X_BLOBS[:3])

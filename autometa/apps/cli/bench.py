@@ -124,6 +124,22 @@ def register(commands) -> None:
     tabular.add_argument("--quiet", action="store_true", help="no progress bars")
     tabular.set_defaults(func=tabular_fewshot)
 
+    fewshot = bench.add_parser(
+        "fewshot-tabular", help="the default FewShotClassifier/-Regressor vs the baselines: design and held-out "
+                                "groups of data sets reported separately, meta_fit timing, regression")
+    fewshot.add_argument("--part", choices=("classification", "timing", "regression", "all"), default="all",
+                         help="default: %(default)s")
+    fewshot.add_argument("--group", choices=("design", "heldout", "both"), default="both",
+                         help="classification: which group of data sets (default: %(default)s)")
+    fewshot.add_argument("--datasets", type=comma_list, help="comma-separated names instead of the group's")
+    fewshot.add_argument("--episodes", type=int, default=200,
+                         help="episodes per data set and K; regression: tasks per K (default: %(default)s)")
+    fewshot.add_argument("--cache", help="folder keeping the baselines' per-episode accuracies between runs")
+    fewshot.add_argument("--data", help="the PMLB cache folder (default: pmlb/ under the shared data)")
+    fewshot.add_argument("--no-figure", action="store_true", help="do not write docs/figures/fewshot_tabular_*.png")
+    fewshot.add_argument("--seed", type=non_negative_int, default=0)
+    fewshot.set_defaults(func=fewshot_tabular)
+
 
 @benchmark
 def omniglot_load(args) -> None:
@@ -185,6 +201,21 @@ def scaling_throughput(args) -> None:
     run(algorithm=args.algorithm, processes=args.processes, device=args.device, meta_batch=args.meta_batch,
         hidden=args.hidden, steps=args.steps, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         seed=args.seed)
+
+
+@benchmark
+def fewshot_tabular(args) -> None:
+    """Run ``autometa bench fewshot-tabular``."""
+    from benchmarks import fewshot_tabular as bench
+
+    if args.part in ("classification", "all"):
+        for group in (("design", "heldout") if args.group == "both" else (args.group,)):
+            bench.run(group, n_episodes=args.episodes, seed=args.seed, datasets=args.datasets or None,
+                      data_dir=args.data, cache_dir=args.cache, figure=not args.no_figure)
+    if args.part in ("timing", "all"):
+        bench.meta_fit_timing(seed=args.seed)
+    if args.part in ("regression", "all"):
+        bench.run_regression(n_tasks=args.episodes, seed=args.seed, data_dir=args.data)
 
 
 @benchmark

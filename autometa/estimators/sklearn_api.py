@@ -1,4 +1,4 @@
-"""scikit-learn estimators over the meta-learners of :mod:`autometa.meta`.
+"""The scikit-learn estimators ``FewShotClassifier`` and ``FewShotRegressor``.
 
 Two verbs, two kinds of state:
 
@@ -12,6 +12,11 @@ Two verbs, two kinds of state:
 ``fit`` never changes the meta-learned state, and :func:`sklearn.base.clone`
 carries it (not the task state), so a meta-fitted estimator can be fitted
 again and again inside pipelines, grid searches and cross-validation.
+
+The default ``algorithm="auto"`` of both estimators is the validated choice
+of :mod:`autometa.estimators.validated` (classification) and
+:mod:`autometa.estimators.validated_regression`; the other algorithms are the
+episodic meta-learners of :mod:`autometa.meta`.
 """
 
 from __future__ import annotations
@@ -23,24 +28,30 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 from torch import nn
 
 from autometa._common import is_int, is_positive, resolve_device
+from autometa.estimators.validated import Head, ValidatedChoice
+from autometa.estimators.validated_regression import ValidatedRegression, predict_with
 from autometa.meta import meta_train, registry
 from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
 
 GRADIENT_BASED = registry.GRADIENT_BASED
 METRIC_BASED = registry.METRIC_BASED
+AUTO = "auto"
 BACKBONES = ("mlp", "skip_mlp", "conv4")
 # parameters that take effect in fit; every other one shapes the meta-learner
 FIT_PARAMS = frozenset({"inner_steps", "random_state", "device", "verbose"})
 # The two kinds of fitted state, each listed once: meta_fit sets the first
 # (sklearn.base.clone carries it over), fit replaces the second as a whole.
-META_STATE = ("meta_learner_", "meta_history_", "n_features_in_", "feature_names_in_", "_meta_params")
-TASK_STATE = ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor")
+META_STATE = ("meta_learner_", "meta_history_", "n_features_in_", "feature_names_in_", "_meta_params",
+              "choices_", "validation_scores_", "episode_sizes_", "validated_")
+TASK_STATE = ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor",
+              "_head", "representation_", "embedding_used_", "head_", "k_used_", "method_")
 PREDICT_BATCH = 4096  # rows per forward pass in predict: bounds (GPU) memory
 
 
@@ -73,7 +84,7 @@ class _FewShotEstimator(BaseEstimator):
         tasks = make_tasks(self._inputs(X, device, torch.float32), y, groups, seed)
         with _seeded(seed, device):
             learner = self._new_learner(X.shape[1], n_outputs).to(device)
-            history = meta_train(learner, tasks, steps=self.meta_steps, meta_batch=self.meta_batch,
+            history = meta_train(learner, tasks, steps=self._meta_steps(), meta_batch=self.meta_batch,
                                  optimizer=self._outer_optimizer(learner), verbose=bool(self.verbose))
         self._forget_task()
         self.meta_learner_ = learner.eval()
@@ -139,7 +150,7 @@ class _FewShotEstimator(BaseEstimator):
             self.__dict__.pop(name, None)
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "_predictor")
+        return hasattr(self, "_predictor") or hasattr(self, "_head")
 
     def _outputs(self, X) -> np.ndarray:
         """The learner's outputs for ``X``, ``(n_samples, n_outputs)``."""
@@ -150,10 +161,31 @@ class _FewShotEstimator(BaseEstimator):
             outputs = [self._predictor(x[i : i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
         return torch.cat(outputs).cpu().numpy()
 
+    def _meta_fit_auto(self, X, y, groups):
+        """``algorithm="auto"``: validate and keep the subclass's :meth:`_auto_meta_fit` selector."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=self._task_type == "regression")
+        if groups is not None:
+            groups = column_or_1d(groups)
+            check_consistent_length(X, groups)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        with _seeded(seed, torch.device("cpu")):
+            selector = self._auto_meta_fit(X, y, groups, seed)
+        self._forget_task()
+        for name in META_STATE:
+            if name not in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(name, None)
+        self.meta_learner_ = selector
+        for name in ("choices_", "validation_scores_", "episode_sizes_", "validated_"):
+            setattr(self, name, copy.deepcopy(getattr(selector, name)))
+        self._meta_params = {k: v for k, v in self.get_params(deep=False).items() if k not in FIT_PARAMS}
+        return self
+
     # -- persistence -------------------------------------------------------
     def __getstate__(self):
         state = dict(super().__getstate__())
-        state.pop("_predictor", None)
+        if "_support_x" in state:  # an episodic learner's closure, rebuilt by __setstate__
+            state.pop("_predictor", None)
         # CPU tensors unpickle anywhere; __setstate__ moves them to self.device
         return _moved(state, torch.device("cpu"))
 
@@ -203,7 +235,7 @@ class _FewShotEstimator(BaseEstimator):
         """A randomly initialised learner for inputs of ``n_features`` (a head of ``n_outputs``)."""
         gradient_based = self.algorithm in GRADIENT_BASED
         out = n_outputs if gradient_based else None  # metric learners end on the embedding
-        hidden = [int(h) for h in self.hidden]
+        hidden = [int(h) for h in self._hidden()]
         if isinstance(self.backbone, nn.Module):
             backbone = copy.deepcopy(self.backbone)  # training must leave the parameter untouched
         elif self.backbone == "skip_mlp":
@@ -227,6 +259,13 @@ class _FewShotEstimator(BaseEstimator):
         inner = self._inner() if gradient_based else {}
         return registry.build(self.algorithm, backbone, self._task_type, **inner)
 
+    def _hidden(self):
+        """``hidden``, ``None`` filled in with the subclass's default for the algorithm."""
+        return self._default_hidden[self.algorithm == AUTO] if self.hidden is None else self.hidden
+
+    def _meta_steps(self):
+        return 500 if self.meta_steps is None else self.meta_steps
+
     def _check_params(self):
         name = type(self).__name__
         if self.algorithm not in self._algorithms:
@@ -234,8 +273,10 @@ class _FewShotEstimator(BaseEstimator):
             raise ValueError(f"{name} algorithm must be one of {self._algorithms}, got {self.algorithm!r}{hint}")
         if not (isinstance(self.backbone, nn.Module) or self.backbone in BACKBONES):
             raise ValueError(f"backbone must be one of {BACKBONES} or an nn.Module, got {self.backbone!r}")
-        if not (isinstance(self.hidden, Sequence) and len(self.hidden) and all(is_int(h, 1) for h in self.hidden)):
-            raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
+        if self.hidden is not None and not (
+            isinstance(self.hidden, Sequence) and len(self.hidden) and all(is_int(h, 1) for h in self.hidden)
+        ):
+            raise ValueError(f"hidden must be None or a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.image_shape is not None and not (
             isinstance(self.image_shape, Sequence) and len(self.image_shape) == 3
             and all(is_int(s, 1) for s in self.image_shape)
@@ -248,6 +289,8 @@ class _FewShotEstimator(BaseEstimator):
         for param, low in self._episode_params:
             if not is_int(getattr(self, param), low):
                 raise ValueError(f"{param} must be an int >= {low}, got {getattr(self, param)!r}")
+        if self.meta_steps is not None and not is_int(self.meta_steps, 1):
+            raise ValueError(f"meta_steps must be None or an int >= 1, got {self.meta_steps!r}")
         if self.lr is not None and not is_positive(self.lr):
             raise ValueError(f"lr must be None or a positive number, got {self.lr!r}")
         resolve_device(self.device)
@@ -267,19 +310,46 @@ class _FewShotEstimator(BaseEstimator):
 class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     """A few-shot classifier: meta-learn on many classes, then fit new classes from a few examples.
 
-    :meth:`meta_fit` meta-trains a learner of :mod:`autometa.meta` on N-way
-    K-shot episodes over the classes of ``y``; :meth:`fit` then adapts it to
-    a new task, possibly of classes never seen in meta-training, with any
-    number of classes and examples per class. Without :meth:`meta_fit`,
-    :meth:`fit` adapts a randomly initialised learner: a nearest-prototype
-    rule in a random embedding (``"protonet"``, ``"matching"``) or a network
-    trained from scratch for ``inner_steps`` steps (the others).
+    :meth:`meta_fit` learns from the classes of ``y``; :meth:`fit` then
+    adapts to a new task, possibly of classes never seen in meta-training,
+    with any number of classes and examples per class.
+
+    The default, ``algorithm="auto"``, is a validated choice
+    (:mod:`autometa.estimators.validated`): :meth:`meta_fit` standardises
+    the features with the meta-training rows, builds candidate
+    representations (the standardised raw features; the features whitened
+    by the within-class covariance of the meta-training classes, shrunk
+    halfway to the identity; the penultimate layer of an MLP pre-trained by
+    plain softmax classification over the meta-training classes, as in Tian
+    et al., ECCV 2020; raw features and that embedding side by side) and
+    support-set heads (nearest centroid, logistic regression, 1-nearest
+    neighbour, extra trees on raw features), and scores every pair on
+    N-way K-shot episodes of meta-training classes held out from building
+    the representations, for K = 1, 5 and 10. Per K it keeps the best pair,
+    but keeps the best raw-feature pair unless the winner beats it by more
+    than one point of accuracy: a representation is only used where it
+    generalised to classes it was not built on. :meth:`fit` uses the choice
+    of the validated K nearest (on a log scale) to the support's smallest
+    class. With fewer than three meta-training classes nothing can be
+    validated: raw features with nearest centroid (the choice for K = 1,
+    used up to K = 2) and logistic regression (the choice for K = 5, used
+    from K = 3). Without :meth:`meta_fit`, :meth:`fit` standardises the
+    features with the support rows and uses nearest centroid at K = 1,
+    logistic regression from K = 2.
+
+    The other algorithms are the episodic meta-learners of
+    :mod:`autometa.meta`: :meth:`meta_fit` meta-trains one on N-way K-shot
+    episodes; without it, :meth:`fit` adapts a randomly initialised learner
+    (a nearest-prototype rule in a random embedding for ``"protonet"`` and
+    ``"matching"``, a network trained from scratch for ``inner_steps`` steps
+    for the others).
 
     Parameters
     ----------
-    algorithm : {"protonet", "matching", "maml", "fomaml", "reptile"}, default="protonet"
-        Prototypical Networks, Matching Networks, MAML, first-order MAML or
-        Reptile (see :mod:`autometa.meta`).
+    algorithm : {"auto", "protonet", "matching", "maml", "fomaml", "reptile"}, default="auto"
+        The validated choice described above, or Prototypical Networks,
+        Matching Networks, MAML, first-order MAML or Reptile (see
+        :mod:`autometa.meta`).
     backbone : {"mlp", "skip_mlp", "conv4"} or nn.Module, default="mlp"
         The network: a ReLU MLP on the rows of ``X`` (``"skip_mlp"``: see
         ``hidden``), the four-block
@@ -289,8 +359,9 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         least as many logits as a task has classes; ``"conv4"`` is then
         built without batch norm, whose batch statistics would make a
         prediction depend on the rest of the batch.
-    hidden : sequence of int, default=(64, 64)
-        Layer widths of the ``"mlp"`` and ``"skip_mlp"`` backbones.
+    hidden : sequence of int or None, default=None
+        Layer widths of the ``"mlp"`` and ``"skip_mlp"`` backbones; ``None``:
+        (64, 64), and for ``"auto"`` the pre-trained embedding's (256, 128).
         ``"skip_mlp"`` (metric learners only) embeds a row as ``[x, MLP(x)]``,
         the MLP ending on a linear layer of ``hidden[-1]`` features
         (:func:`autometa.nn.SkipMLP`): prototypes keep the distances of the
@@ -310,11 +381,17 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         ``None``: 5.
     n_way, k_shot, n_query : int, default=5, 1, 5
         Classes per meta-training episode, and support and query examples per
-        class. ``n_way`` is also the width of MAML's and Reptile's output
+        class, of the episodic algorithms; a setting the data cannot meet is
+        an error. ``n_way`` is also the width of MAML's and Reptile's output
         layer: such a meta-fitted classifier fits tasks of up to ``n_way``
-        classes, using the first logits.
-    meta_steps : int, default=500
-        Meta-training steps (one meta-batch each).
+        classes, using the first logits. ``"auto"`` takes ``n_way`` as the
+        most classes of a validation episode and sizes the rest of its
+        episodes from the held-out classes and their rows
+        (``episode_sizes_``).
+    meta_steps : int or None, default=None
+        Meta-training steps (one meta-batch each); ``None``: 500. For
+        ``"auto"``, the embedding's pre-training steps (batches of 128 rows);
+        ``None``: 30 epochs of the meta-training rows, clipped to 300-1500.
     meta_batch : int, default=8
         Episodes per meta-training step.
     lr : float or None, default=None
@@ -328,16 +405,41 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         Where the networks run; ``"auto"`` takes CUDA when available. An
         unpickled estimator moves to ``device`` as resolved on the loading
         machine (to the CPU, with a warning, if it names a missing GPU).
+        ``algorithm="auto"`` computes on the CPU.
     verbose : bool, default=False
-        Show a progress bar during :meth:`meta_fit`.
+        Show a progress bar during :meth:`meta_fit` (episodic algorithms).
 
     Attributes
     ----------
-    meta_learner_ : autometa.meta.MetaLearner
-        The meta-trained learner (set by :meth:`meta_fit`; kept by
+    meta_learner_ : autometa.meta.MetaLearner or autometa.estimators.validated.ValidatedChoice
+        The meta-trained learner, or for ``"auto"`` the standardisation,
+        representations and choices (set by :meth:`meta_fit`; kept by
         :func:`sklearn.base.clone` and never changed by :meth:`fit`).
     meta_history_ : list of dict
-        Meta-training metrics per step (``loss``, ``accuracy``).
+        Meta-training metrics per step (``loss``, ``accuracy``); episodic
+        algorithms only.
+    choices_ : dict of int to (str, str)
+        ``"auto"``: the (representation, head) kept per validated K, with
+        representation in {"raw", "white", "emb", "raw+emb"} and head in
+        {"centroid", "logistic", "1nn", "forest"}.
+    validation_scores_ : dict of (int, str, str) to float
+        ``"auto"``: mean accuracy of each (K, representation, head) on the
+        validation episodes (empty when nothing could be validated).
+    validated_ : bool
+        ``"auto"``: whether ``choices_`` come from validation (False: too few
+        meta-training classes, the raw-feature rule described above).
+    episode_sizes_ : dict
+        ``"auto"``: the validation actually run: ``folds``,
+        ``episodes_per_fold``, ``held_out_classes`` per fold, and per K the
+        ``n_way``, ``k_shot`` and ``n_query`` of its episodes.
+    embedding_used_ : bool
+        ``"auto"``, after :meth:`fit`: whether the task's representation
+        uses the pre-trained embedding.
+    representation_, head_ : str
+        ``"auto"``, after :meth:`fit`: the representation and head used.
+    k_used_ : int or None
+        ``"auto"``, after :meth:`fit`: the validated K whose choice was used
+        (None without :meth:`meta_fit`).
     classes_ : ndarray of shape (n_classes,)
         The classes of the task seen in :meth:`fit`.
     n_features_in_ : int
@@ -350,7 +452,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     See Also
     --------
     sklearn.neighbors.NearestCentroid : The prototype rule without a learned embedding.
-    FewShotRegressor : The regression counterpart (MAML, Reptile).
+    FewShotRegressor : The regression counterpart.
 
     Notes
     -----
@@ -379,12 +481,13 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     (533, 3)
     """
 
-    _algorithms = METRIC_BASED + GRADIENT_BASED
+    _algorithms = (AUTO, *METRIC_BASED, *GRADIENT_BASED)
     _task_type = "classification"
-    _episode_params = (("n_way", 2), ("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
+    _episode_params = (("n_way", 2), ("k_shot", 1), ("n_query", 1), ("meta_batch", 1))
+    _default_hidden = ((64, 64), (256, 128))  # episodic, auto
 
-    def __init__(self, algorithm="protonet", *, backbone="mlp", hidden=(64, 64), image_shape=None, inner_lr=None,
-                 inner_steps=None, n_way=5, k_shot=1, n_query=5, meta_steps=500, meta_batch=8, lr=None,
+    def __init__(self, algorithm=AUTO, *, backbone="mlp", hidden=None, image_shape=None, inner_lr=None,
+                 inner_steps=None, n_way=5, k_shot=1, n_query=5, meta_steps=None, meta_batch=8, lr=None,
                  random_state=None, device="auto", verbose=False):
         self.algorithm = algorithm
         self.backbone = backbone
@@ -403,23 +506,27 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         self.verbose = verbose
 
     def meta_fit(self, X, y, groups=None):
-        """Meta-train on N-way K-shot episodes over the classes of ``y``.
+        """Learn from the classes of ``y``: validate (``"auto"``) or meta-train on N-way K-shot episodes.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
-            Class labels (any sortable values); every class needs
-            ``k_shot + n_query`` examples.
+            Class labels (any sortable values); for the episodic algorithms
+            every class drawn needs ``k_shot + n_query`` examples.
         groups : array-like of shape (n_samples,), default=None
             A group per sample (e.g. an alphabet); each episode then draws
-            its ``n_way`` classes from one group.
+            its ``n_way`` classes from one group (episodic algorithms;
+            ``"auto"`` ignores it).
 
         Returns
         -------
         self : FewShotClassifier
             Meta-fitted; call :meth:`fit` on a task before predicting.
         """
+
+        if self.algorithm == AUTO:
+            return self._meta_fit_auto(X, y, groups)
 
         def episodes(x, labels, groups, seed):
             check_classification_targets(labels)
@@ -446,8 +553,34 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"a task needs at least 2 classes; got {len(classes)} class")
-        self._fit_task(X, codes, n_outputs=len(classes), classes=classes)
+        if self.algorithm == AUTO:
+            self._fit_auto(X, codes, classes)
+        else:
+            self._fit_task(X, codes, n_outputs=len(classes), classes=classes)
         return self
+
+    def _auto_meta_fit(self, X, y, groups, seed):
+        check_classification_targets(y)
+        return ValidatedChoice(max_way=self.n_way, hidden=self._hidden(), steps=self.meta_steps,
+                               seed=seed).fit(X, y)
+
+    def _fit_auto(self, X, codes, classes):
+        k = int(np.bincount(codes).min())
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        if hasattr(self, "meta_learner_"):
+            selector = self.meta_learner_
+            k_used, rep, head = selector.choose(k)
+            features = _Features(selector, rep)
+        else:  # the raw-feature rule, standardised with the support rows
+            k_used, rep, head = None, "raw", "centroid" if k == 1 else "logistic"
+            mean, std = X.mean(0), X.std(0)
+            std[std == 0] = 1.0
+            features = _Standardise(mean, std)
+        self._forget_task()
+        self.classes_ = classes
+        self._head = (features, Head(head, features(X), codes, len(classes), seed=seed))
+        self.representation_, self.head_, self.k_used_ = rep, head, k_used
+        self.embedding_used_ = "emb" in rep
 
     def _check_width(self, width: int, n_classes: int):
         if width < n_classes:
@@ -500,29 +633,50 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def _logits(self, X) -> np.ndarray:
+        if self.algorithm == AUTO:
+            check_is_fitted(self)
+            X = validate_data(self, X, reset=False, dtype=np.float64)
+            features, head = self._head
+            return head.log_proba(features(X))
         # a wider MAML or Reptile head than the task's classes: the first logits
         outputs = self._outputs(X)
         return outputs[:, : len(self.classes_)]
 
 
 class FewShotRegressor(RegressorMixin, _FewShotEstimator):
-    """A few-shot regressor: meta-learn an initialisation on many tasks, fit a new one from a few points.
+    """A few-shot regressor: meta-learn on many tasks, fit a new one from a few points.
 
-    :meth:`meta_fit` meta-trains MAML, first-order MAML or Reptile on tasks
-    that are the groups of rows of a table (a customer, a sensor, a data
-    set); :meth:`fit` then fine-tunes that initialisation on a new task's
-    few points for ``inner_steps`` gradient steps. Without :meth:`meta_fit`,
-    :meth:`fit` trains a randomly initialised network for ``inner_steps``
-    steps. Targets are taken as they are: the meta-learned initialisation
-    expects new tasks on the scale of the meta-training tasks.
+    :meth:`meta_fit` learns from tasks that are the groups of rows of a
+    table (a customer, a sensor, a data set); :meth:`fit` then adapts to a
+    new task's few points.
+
+    The default, ``algorithm="auto"``, is a validated choice
+    (:mod:`autometa.estimators.validated_regression`): :meth:`meta_fit`
+    standardises features and targets with the meta-training rows and
+    compares, on K-shot tasks (K = 2, 5, 10) of a quarter of the groups held
+    out from building them, a global HistGradientBoosting model on all
+    meta-training rows, that model plus the support's shrunk mean residual,
+    a basis network with a closed-form ridge head meta-trained on K-shot
+    tasks (R2-D2, Bertinetto et al., ICLR 2019), and Ridge and k-NN fitted on
+    the support only; per K it keeps the lowest mean squared error.
+    :meth:`fit` uses the choice of the validated K nearest (log scale) to
+    the number of support points. Without :meth:`meta_fit`, :meth:`fit` fits
+    Ridge (alpha 1) on features standardised with the support rows.
+
+    ``"maml"``, ``"fomaml"`` and ``"reptile"`` meta-train an initialisation
+    that :meth:`fit` fine-tunes for ``inner_steps`` gradient steps (without
+    :meth:`meta_fit`: a randomly initialised network). Their targets are
+    taken as they are: the meta-learned initialisation expects new tasks on
+    the scale of the meta-training tasks.
 
     Parameters
     ----------
-    algorithm : {"maml", "fomaml", "reptile"}, default="maml"
+    algorithm : {"auto", "maml", "fomaml", "reptile"}, default="auto"
     backbone : {"mlp", "conv4"} or nn.Module, default="mlp"
         As in :class:`FewShotClassifier`; a module must output one value.
-    hidden : sequence of int, default=(40, 40)
-        Hidden widths of the ``"mlp"`` backbone (MAML's sinusoid network).
+    hidden : sequence of int or None, default=None
+        Hidden widths of the ``"mlp"`` backbone; ``None``: (40, 40), MAML's
+        sinusoid network (``"auto"``'s basis network is 64-64-32).
     image_shape : (int, int, int) or None, default=None
         As in :class:`FewShotClassifier`.
     inner_lr : float or None, default=None
@@ -531,9 +685,12 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         Inner-loop steps, in meta-training and in :meth:`fit` (where it may
         be changed after :meth:`meta_fit`); ``None``: 5.
     k_shot, n_query : int, default=10, 10
-        Support and query rows per meta-training task; groups with fewer
-        than ``k_shot + n_query`` rows are not drawn.
-    meta_steps : int, default=500
+        Support and query rows per meta-training task of the episodic
+        algorithms; groups with fewer than ``k_shot + n_query`` rows are not
+        drawn. ``"auto"`` sizes its tasks itself (``episode_sizes_``).
+    meta_steps : int or None, default=None
+        Meta-training steps; ``None``: 500, for ``"auto"``'s basis network
+        1500.
     meta_batch : int, default=8
     lr : float or None, default=None
     random_state : int, RandomState instance or None, default=None
@@ -543,11 +700,27 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
 
     Attributes
     ----------
-    meta_learner_ : autometa.meta.MetaLearner
-        The meta-trained learner (set by :meth:`meta_fit`; kept by
+    meta_learner_ : autometa.meta.MetaLearner or autometa.estimators.validated_regression.ValidatedRegression
+        The meta-trained learner, or for ``"auto"`` the standardisation,
+        candidates and choices (set by :meth:`meta_fit`; kept by
         :func:`sklearn.base.clone` and never changed by :meth:`fit`).
     meta_history_ : list of dict
-        Meta-training metrics per step (``loss``).
+        Meta-training metrics per step (``loss``); episodic algorithms.
+    choices_ : dict of int to str
+        ``"auto"``: the candidate kept per validated K, one of "global",
+        "offset", "basis", "ridge", "knn".
+    validation_scores_ : dict of (int, str) to float
+        ``"auto"``: validation mean squared error (standardised targets).
+    validated_ : bool
+        ``"auto"``: False when there were too few groups to validate (then
+        "offset" is used).
+    episode_sizes_ : dict
+        ``"auto"``: per validated K, the held-out groups and episodes used.
+    method_ : str
+        ``"auto"``, after :meth:`fit`: the candidate used ("ridge" without
+        :meth:`meta_fit`).
+    k_used_ : int or None
+        ``"auto"``, after :meth:`fit`: the validated K whose choice was used.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -569,12 +742,13 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
     (15,)
     """
 
-    _algorithms = GRADIENT_BASED
+    _algorithms = (AUTO, *GRADIENT_BASED)
     _task_type = "regression"
-    _episode_params = (("k_shot", 1), ("n_query", 1), ("meta_steps", 1), ("meta_batch", 1))
+    _episode_params = (("k_shot", 1), ("n_query", 1), ("meta_batch", 1))
+    _default_hidden = ((40, 40), (64, 64))  # episodic, auto
 
-    def __init__(self, algorithm="maml", *, backbone="mlp", hidden=(40, 40), image_shape=None, inner_lr=None,
-                 inner_steps=None, k_shot=10, n_query=10, meta_steps=500, meta_batch=8, lr=None,
+    def __init__(self, algorithm=AUTO, *, backbone="mlp", hidden=None, image_shape=None, inner_lr=None,
+                 inner_steps=None, k_shot=10, n_query=10, meta_steps=None, meta_batch=8, lr=None,
                  random_state=None, device="auto", verbose=False):
         self.algorithm = algorithm
         self.backbone = backbone
@@ -610,6 +784,9 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
             raise ValueError("FewShotRegressor.meta_fit needs groups=: the task of each row "
                              "(each group of rows is one meta-training task)")
 
+        if self.algorithm == AUTO:
+            return self._meta_fit_auto(X, y, groups)
+
         def tasks(x, targets, groups, seed):
             return GroupedRegressionTasks(x, targets.astype(np.float32), groups, self.k_shot, self.n_query,
                                           random_state=seed)
@@ -629,8 +806,28 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         self : FewShotRegressor
         """
         X, y = self._validate_task(X, y)
-        self._fit_task(X, y.astype(X.dtype), n_outputs=1)
+        if self.algorithm == AUTO:
+            self._fit_auto(X, y.astype(np.float64))
+        else:
+            self._fit_task(X, y.astype(X.dtype), n_outputs=1)
         return self
+
+    def _auto_meta_fit(self, X, y, groups, seed):
+        return ValidatedRegression(steps=1500 if self.meta_steps is None else self.meta_steps, seed=seed).fit(
+            X, y, groups)
+
+    def _fit_auto(self, X, y):
+        self._forget_task()
+        if hasattr(self, "meta_learner_"):
+            selector = self.meta_learner_
+            self.k_used_, self.method_ = selector.choose(len(y))
+            self._head = ("selector", selector.standardise(X), (y - selector.y_mean_) / selector.y_std_)
+        else:
+            mean, std = X.mean(0), X.std(0)
+            std[std == 0] = 1.0
+            self.k_used_, self.method_ = None, "ridge"
+            scale = _Standardise(mean, std)
+            self._head = ("ridge", scale, Ridge(1.0).fit(scale(X), y))
 
     def _check_width(self, width: int, n_outputs: int):
         if width != 1:
@@ -647,10 +844,38 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
         -------
         ndarray of shape (n_samples,)
         """
+        if self.algorithm == AUTO:
+            check_is_fitted(self)
+            X = validate_data(self, X, reset=False, dtype=np.float64)
+            kind, a, b = self._head
+            if kind == "ridge":
+                return b.predict(a(X))
+            sel = self.meta_learner_
+            return predict_with(self.method_, sel.parts_, a, b, sel.standardise(X)) * sel.y_std_ + sel.y_mean_
         return self._outputs(X)[:, 0]
 
 
 # -- helpers ---------------------------------------------------------------
+class _Features:
+    """The representation ``rep`` of a :class:`ValidatedChoice` (a picklable callable)."""
+
+    def __init__(self, selector, rep):
+        self.selector, self.rep = selector, rep
+
+    def __call__(self, X):
+        return self.selector.features(self.rep, X)
+
+
+class _Standardise:
+    """``(X - mean) / std`` (a picklable callable)."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = mean, std
+
+    def __call__(self, X):
+        return (np.asarray(X, dtype=np.float64) - self.mean) / self.std
+
+
 @contextmanager
 def _seeded(seed: int, device: torch.device):
     """Seed torch for the block, restoring the caller's random state after it."""
