@@ -16,6 +16,7 @@ from autometa.estimators.validated import (
     HEADS,
     REPRESENTATIONS,
     Head,
+    ValidatedChoice,
     batched_predict,
     within_class_whitener,
 )
@@ -50,6 +51,14 @@ def tasks(k_shot, n_tasks=30, n_way=5, seed=1):
             support += list(rows[:k_shot])
             query += list(rows[k_shot : k_shot + 10])
         yield X_TOY[support], Y_TOY[support], X_TOY[query], Y_TOY[query]
+
+
+@pytest.fixture
+def few_validation_episodes(monkeypatch):
+    """Meta-fits in the tests that check bookkeeping, not accuracy, validate on 10 episodes (not 50)."""
+    init = ValidatedChoice.__init__
+    monkeypatch.setattr(ValidatedChoice, "__init__", lambda self, *args, val_episodes=10, **kwargs: init(
+        self, *args, val_episodes=val_episodes, **kwargs))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +123,7 @@ def test_without_meta_fit_the_raw_feature_rule():
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
-def test_small_meta_training_sets_work_and_say_what_was_used(n_classes):
+def test_small_meta_training_sets_work_and_say_what_was_used(n_classes, few_validation_episodes):
     few = Y_TOY < n_classes
     clf = FewShotClassifier(**FAST).meta_fit(X_TOY[few], Y_TOY[few])
     if n_classes == 2:
@@ -129,7 +138,7 @@ def test_small_meta_training_sets_work_and_say_what_was_used(n_classes):
         FewShotClassifier("protonet", n_way=5, device="cpu").meta_fit(X_TOY[few], Y_TOY[few])
 
 
-def test_random_state_makes_the_default_deterministic():
+def test_random_state_makes_the_default_deterministic(few_validation_episodes):
     Xs, ys, Xq, _ = next(tasks(5))
     few = Y_TOY < 6
     fitted = [FewShotClassifier(**FAST).meta_fit(X_TOY[few], Y_TOY[few]).fit(Xs, ys) for _ in range(2)]
