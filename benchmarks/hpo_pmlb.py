@@ -18,7 +18,9 @@ After ``b`` trials, for each budget ``b`` of :data:`BUDGETS` (1, 3, 5, 6, 10,
 20, 30) up to ``n_trials`` and ``n_trials`` itself, the run's *incumbent* is
 the configuration a user would take: the sampler's own choice where it
 offers one (a ``best_trial(study)`` method), else the completed trial of best
-CV value (the first of ties). It is refitted on the whole training part
+CV value (the first of ties); for a sampler with its own choice, the
+best-CV trial is scored too (``by_value`` in the JSON, the ``best-CV`` row
+of the test table). It is refitted on the whole training part
 (``SearchSpace.build(params, X_train, random_state=0)``) and scored on the
 test part with the objective's metric. The *default* is the untuned
 estimator on the same split and preprocessing (:func:`default_model`):
@@ -353,17 +355,26 @@ def _test_score(model, X_train, y_train, X_test, y_test, metric: str) -> float |
     return value if math.isfinite(value) else None
 
 
-def _incumbent(study, sampler):
-    """The trial the run would hand to a user now: the sampler's own choice where it offers one
-    (``sampler.best_trial(study)``), else the completed trial of best CV value (the first of ties)."""
+def _best_by_value(study):
+    """The completed trial of best CV value (the first of ties), None before one completed."""
     import optuna
 
-    choose = getattr(sampler, "best_trial", None)
-    if callable(choose):
-        return choose(study)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
                  and t.value is not None and math.isfinite(t.value)]
     return max(completed, key=lambda t: t.value, default=None)
+
+
+def _incumbent(study, sampler):
+    """The trial the run would hand to a user now: the sampler's own choice where it offers one
+    (``sampler.best_trial(study)``, e.g. ``MetaLearnedSampler``'s by posterior mean), else the
+    completed trial of best CV value."""
+    choose = getattr(sampler, "best_trial", None)
+    if callable(choose):
+        try:
+            return choose(study)
+        except ValueError:  # no completed trial yet
+            return None
+    return _best_by_value(study)
 
 
 def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, seed: int, sources: list,
@@ -391,9 +402,14 @@ def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, see
         sampler, enqueued = _make_sampler(sampler_name, seed, sources, descriptor, space, portfolio_size, n_similar,
                                           meta_options)
 
+        own_choice = callable(getattr(sampler, "best_trial", None))
+        by_value: dict[int, Any] = {}
+
         def record(study, trial):
             if len(study.trials) in budgets:
                 incumbents[len(study.trials)] = _incumbent(study, sampler)
+                if own_choice:
+                    by_value[len(study.trials)] = _best_by_value(study)
 
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for params in enqueued[:n_trials]:
@@ -404,16 +420,20 @@ def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, see
             optuna.logging.set_verbosity(verbosity)
     search_seconds = time.perf_counter() - start
     tested: dict[int, float | None] = {}  # trial number -> test score: one refit per incumbent
-    at = []
-    for b in budgets:
-        trial = incumbents.get(b)
+
+    def scored(trial) -> dict[str, Any]:
         if trial is None:
-            at.append({"budget": b, "trial": None, "cv": None, "test": None})
-            continue
+            return {"trial": None, "cv": None, "test": None}
         if trial.number not in tested:
             model = space.build(trial.params, X_train, random_state=0)
             tested[trial.number] = _test_score(model, X_train, y_train, X_test, y_test, objective.metric)
-        at.append({"budget": b, "trial": trial.number, "cv": trial.value, "test": tested[trial.number]})
+        return {"trial": trial.number, "cv": trial.value, "test": tested[trial.number]}
+
+    at = []
+    for b in budgets:
+        at.append({"budget": b, **scored(incumbents.get(b))})
+        if own_choice:  # the best-CV trial beside the sampler's choice, for comparison
+            at[-1]["by_value"] = scored(by_value.get(b))
     values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials]
     return {"dataset": target, "sampler": sampler_name, "seed": seed, "values": values, "incumbents": at,
             "seconds": round(time.perf_counter() - start, 2), "search_seconds": round(search_seconds, 2)}
@@ -538,6 +558,13 @@ def summarise_test(runs: list[dict[str, Any]], defaults: list[dict[str, Any]], s
                 entry[key][s] = {str(b): _nanmean(i[field] if i[field] is not None else math.nan
                                                   for run in of_s for i in run["incumbents"] if i["budget"] == b)
                                  for b in budgets}
+        for s in samplers:
+            of_s = [run for run in mine if run["sampler"] == s]
+            if of_s and all("by_value" in i for run in of_s for i in run["incumbents"]):
+                entry.setdefault("test_at_by_value", {})[s] = {
+                    str(b): _nanmean(i["by_value"]["test"] if i["by_value"]["test"] is not None else math.nan
+                                     for run in of_s for i in run["incumbents"] if i["budget"] == b)
+                    for b in budgets}
         entry["default_test"] = _nanmean(d["test"] if d["test"] is not None else math.nan
                                          for d in defaults if d["dataset"] == dataset)
         if "tpe" in samplers:
@@ -561,6 +588,12 @@ def summarise_test(runs: list[dict[str, Any]], defaults: list[dict[str, Any]], s
     for key in ("test_at", "cv_at"):
         overall[key] = {s: {str(b): list(mean_ci(column(s, b, key))) if datasets else [math.nan, math.nan]
                             for b in budgets} for s in samplers}
+    own = [s for s in samplers if datasets and all("test_at_by_value" in per_dataset[d]
+                                                   and s in per_dataset[d]["test_at_by_value"] for d in datasets)]
+    if own:
+        overall["test_at_by_value"] = {
+            s: {str(b): list(mean_ci([per_dataset[d]["test_at_by_value"][s][str(b)] for d in datasets]))
+                for b in budgets} for s in own}
     ranks: dict[str, dict[str, float]] = {}
     tests: dict[str, dict[str, Any]] = {}
     for b in budgets:
@@ -819,6 +852,10 @@ def report(result: dict[str, Any]) -> list[str]:
         for s in samplers:
             lines.append(f"{s:14s} " + " ".join(f"{m:7.4f} +- {c:.4f}" for m, c in
                                                 (overall[key][s][str(b)] for b in budgets)))
+        if key == "test_at":
+            for s, at in overall.get("test_at_by_value", {}).items():
+                lines.append(f"{s + ' best-CV':14s} " + " ".join(f"{m:7.4f} +- {c:.4f}" for m, c in
+                                                                 (at[str(b)] for b in budgets)))
     if overall["mean_rank_at"]:
         lines += ["", f"mean rank on test (1 = best; over {n_sets} data sets) and paired Wilcoxon p of the best "
                       "against the next best and against tpe"]

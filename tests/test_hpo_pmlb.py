@@ -218,3 +218,40 @@ def test_the_test_split_never_reaches_the_objective(tmp_path, monkeypatch):
     assert set(test["overall"]["targets"]) >= {"meta@4_minus_tpe@4_points", "meta@4_vs_tpe@4_wtl",
                                                "meta@4_worse_than_default"}
     assert hpo_pmlb.BUDGETS[:3] == (1, 3, 5)
+
+
+def test_meta_sampler_best_params_is_its_incumbent():
+    import optuna
+
+    from autometa.hpo import KnowledgeBase, MetaLearnedSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial, optimum):
+        x, y = trial.suggest_float("x", -5, 5), trial.suggest_float("y", -5, 5)
+        return (x - optimum) ** 2 + (y + optimum) ** 2
+
+    earlier = []
+    for optimum in (0.5, 1.0, 1.5):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=int(optimum * 10)))
+        study.optimize(lambda trial: objective(trial, optimum), n_trials=25)
+        earlier.append(study)
+    kb = KnowledgeBase.from_studies(earlier)
+    sampler = MetaLearnedSampler(kb, n_warm_start=3, meta_train_steps=20, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    with pytest.raises(ValueError, match="no completed trial"):
+        sampler.best_params(study)
+    study.optimize(lambda trial: objective(trial, 1.2), n_trials=3)
+    # the warm start only: no surrogate yet, so the best value
+    assert sampler.best_trial(study).number == study.best_trial.number
+    study.optimize(lambda trial: objective(trial, 1.2), n_trials=5)
+    assert sampler._model is not None  # the surrogate now exists
+    chosen = sampler.best_trial(study)
+    assert chosen.state == optuna.trial.TrialState.COMPLETE and chosen in study.trials
+    assert sampler.best_params(study) == chosen.params
+    # the posterior mean's choice is a trial near the best: in the better half of the study
+    assert chosen.value <= np.median([t.value for t in study.trials])
+    plain = MetaLearnedSampler(kb, n_warm_start=3, surrogate=None, seed=0)
+    other = optuna.create_study(sampler=plain)
+    other.optimize(lambda trial: objective(trial, 1.2), n_trials=6)
+    assert plain.best_trial(other).number == other.best_trial.number
