@@ -824,13 +824,13 @@ def report(result: dict[str, Any]) -> list[str]:
     test = result["test_summary"]
     metric, budgets = result["metric"], test["budgets"]
     n_sets = len(result["datasets"])
-    lines = [f"# hpo bench pmlb: {result['estimator']} (space v{result['space_version']}), "
-             f"{n_sets} data sets x {n} trials x {result['n_seeds']} seeds, {metric}, "
-             f"outer {1 - result['test_size']:.0%}/{result['test_size']:.0%} split per seed, "
-             f"{result['cv']}-fold CV on the training part, max {result['max_rows']} rows, kb {result['kb']}",
+    lines = [(f"# hpo bench pmlb: {result['estimator']} (space v{result['space_version']}), "
+              f"{n_sets} data sets x {n} trials x {result['n_seeds']} seeds, {metric}, "
+              f"outer {1 - result['test_size']:.0%}/{result['test_size']:.0%} split per seed, "
+              f"{result['cv']}-fold CV on the training part, max {result['max_rows']} rows, kb {result['kb']}"),
              f"# {result['machine']}", ""]
-    lines += [f"test {metric} of the incumbent after {n} trials (mean over seeds) | CV best after {n} | "
-              f"CV trials to match TPE@{n}",
+    lines += [(f"test {metric} of the incumbent after {n} trials (mean over seeds) | CV best after {n} | "
+               f"CV trials to match TPE@{n}"),
               f"{'data set':28s} {'default':>8s} " + " ".join(f"{s:>22s}" for s in samplers)]
     for dataset, entry in test["datasets"].items():
         cells = []
@@ -857,8 +857,8 @@ def report(result: dict[str, Any]) -> list[str]:
                 lines.append(f"{s + ' best-CV':14s} " + " ".join(f"{m:7.4f} +- {c:.4f}" for m, c in
                                                                  (at[str(b)] for b in budgets)))
     if overall["mean_rank_at"]:
-        lines += ["", f"mean rank on test (1 = best; over {n_sets} data sets) and paired Wilcoxon p of the best "
-                      "against the next best and against tpe"]
+        lines += ["", (f"mean rank on test (1 = best; over {n_sets} data sets) and paired Wilcoxon p of the best "
+                       "against the next best and against tpe")]
         for b in sorted({5, 10, 30, n}):
             if str(b) not in overall["mean_rank_at"]:
                 continue
@@ -872,8 +872,8 @@ def report(result: dict[str, Any]) -> list[str]:
     reach = overall.get("budgets_to_reach_tpe_test")
     to_match = summary["overall"].get("trials_to_match_tpe")
     if reach and to_match:
-        lines += ["", f"trials to reach tpe@{n} (median over data sets; test: first budget of "
-                      f"{','.join(map(str, budgets))} at which the incumbent's test score reaches it)"]
+        lines += ["", (f"trials to reach tpe@{n} (median over data sets; test: first budget of "
+                       f"{','.join(map(str, budgets))} at which the incumbent's test score reaches it)")]
         for s in samplers:
             lines.append(f"{s:14s} CV {_fmt_trials(to_match[s], n):>4s}   test {_fmt_trials(reach[s], n):>4s}")
     targets = overall.get("targets")

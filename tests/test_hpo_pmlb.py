@@ -234,7 +234,7 @@ def test_meta_sampler_best_params_is_its_incumbent():
     earlier = []
     for optimum in (0.5, 1.0, 1.5):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=int(optimum * 10)))
-        study.optimize(lambda trial: objective(trial, optimum), n_trials=25)
+        study.optimize(lambda trial, optimum=optimum: objective(trial, optimum), n_trials=25)
         earlier.append(study)
     kb = KnowledgeBase.from_studies(earlier)
     sampler = MetaLearnedSampler(kb, n_warm_start=3, meta_train_steps=20, seed=0)
