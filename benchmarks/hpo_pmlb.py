@@ -1,12 +1,43 @@
-"""Transfer HPO with real fits on PMLB: how many trials each sampler needs on a new data set.
+"""Transfer HPO with real fits on PMLB: what each sampler's choice scores on data the search never saw.
 
-For each *target* data set and each sampler and seed ``0 .. n_seeds-1``, a
-study runs ``n_trials`` trials of the standard objective
+For each *target* data set and each seed ``0 .. n_seeds-1``, the data set is
+split once (the *outer split*: stratified, 70% training / 30% test, seeded
+by the seed, so a new split per seed; unstratified when a class has a single
+row). Each part is subsampled to at most ``max_rows`` rows (stratified,
+subsample seed 0, as ``autometa kb build`` does). Each sampler then runs a
+study of ``n_trials`` trials of the standard objective
 (:func:`autometa.hpo.spaces.make_objective`: ``cv``-fold cross-validation,
-balanced accuracy or R^2, maximised) of one search space on the target,
-subsampled to ``max_rows`` rows exactly as ``autometa kb build`` does (the
-data, folds and estimator seeds do not depend on the sampler's seed, so
-equal configurations score equally in every run).
+balanced accuracy or R^2, maximised) of one search space on the **training
+part only**; the folds and estimator seeds do not depend on the sampler, so
+within one seed equal configurations score equally for every sampler. The
+sampler seed is the split seed.
+
+Test scores
+-----------
+After ``b`` trials, for each budget ``b`` of :data:`BUDGETS` (1, 3, 5, 6, 10,
+20, 30) up to ``n_trials`` and ``n_trials`` itself, the run's *incumbent* is
+the configuration a user would take: the sampler's own choice where it
+offers one (a ``best_trial(study)`` method), else the completed trial of best
+CV value (the first of ties); for a sampler with its own choice, the
+best-CV trial is scored too (``by_value`` in the JSON, the ``best-CV`` row
+of the test table). It is refitted on the whole training part
+(``SearchSpace.build(params, X_train, random_state=0)``) and scored on the
+test part with the objective's metric. The *default* is the untuned
+estimator on the same split and preprocessing (:func:`default_model`):
+scikit-learn's defaults of the space's estimator, with the space's fixed
+scaling kept: ``hist_gradient_boosting``: ``HistGradientBoostingClassifier()``;
+``random_forest``: ``RandomForestClassifier()``; ``svc``: ``StandardScaler``
++ ``SVC()`` (RBF, ``C=1``, ``gamma="scale"``, no class weight);
+``logistic_regression``: ``StandardScaler`` + ``LogisticRegression()``; the
+regressors likewise (``svr`` also standardises the target).
+
+Data sets
+---------
+``datasets`` names the targets; without it, ``n_datasets`` (30) are picked
+one per family (:func:`one_per_family`): among the data sets of the space's
+task with at most 5,000 rows, each family's largest, near-duplicates by
+shape of an earlier pick dropped, then ``n_datasets`` spread evenly over
+the row counts (so from a few dozen rows up to 5,000).
 
 Knowledge base and leave-data-set-out
 -------------------------------------
@@ -51,21 +82,32 @@ Samplers
 
 Reported
 --------
-For every run, the best score after each trial (failed trials score
-nothing). Per target: the *normalised regret* after ``t`` trials,
-``(best - best_so_far(t)) / (best - worst)``, where ``best`` and ``worst``
-are the highest and lowest scores of any completed trial of any sampler on
-that target (1 before the first completed trial); and the *trials needed to
-match TPE*: the first ``t`` at which a run's best reaches TPE's result,
-the mean over seeds of TPE's best after ``n_trials`` trials (never: censored,
-shown as ``>N``; the median over seeds, then over targets, with censored
-values counting as larger than every number). The last line printed, when
-the samplers include ``tpe`` and ``meta``, is
-``meta trials to match tpe@N: median M over D data sets``.
+CV (as before the outer split): for every run, the best CV score after each
+trial (failed trials score nothing). Per target: the *normalised regret*
+after ``t`` trials, ``(best - best_so_far(t)) / (best - worst)``, where
+``best`` and ``worst`` are the highest and lowest scores of any completed
+trial of any sampler on that target (1 before the first completed trial);
+and the *trials needed to match TPE*: the first ``t`` at which a run's best
+reaches TPE's result, the mean over seeds of TPE's best after ``n_trials``
+trials (never: censored, shown as ``>N``; the median over seeds, then over
+targets, with censored values counting as larger than every number).
+
+Test (:func:`summarise_test`): per sampler and budget the incumbent's test
+score and CV score (mean over seeds, then over data sets, with 95% CIs);
+the default's test score; mean ranks on test (1 best, ties averaged) and
+the paired two-sided Wilcoxon signed-rank test (over data sets) of the best
+sampler against the next best and against TPE; the first budget at which the
+incumbent's test score reaches TPE's test score after ``n_trials`` (as for
+CV, but only budgets are looked at); and, when ``tpe`` and ``meta`` ran, the
+issue-16 target lines: meta test@6 - TPE test@N and meta test@N - TPE test@N
+in points (x 100) with wins / ties / losses (ties: closer than
+:data:`TIE`) and Wilcoxon p, each sampler's test@N minus the default and
+the number of data sets where it is worse than the default, and meta's
+median CV trials to match TPE@N (the last line).
 
 In the JSON output, a trials-to-match that never happened is the string
 ``"inf"``; undefined values (a best score before the first completed
-trial) are ``null``.
+trial, a refit that failed) are ``null``.
 """
 
 from __future__ import annotations
@@ -86,10 +128,19 @@ import numpy as np
 
 from autometa._common import mean_ci
 
-__all__ = ["SAMPLERS", "add_arguments", "family", "main", "near_duplicates", "run", "summarise"]
+__all__ = ["BUDGETS", "SAMPLERS", "add_arguments", "default_model", "family", "load_split", "main",
+           "near_duplicates", "one_per_family", "outer_split", "run", "summarise", "summarise_test"]
 
 SAMPLERS = ("random", "tpe", "ws-cmaes", "portfolio+tpe", "meta")
 DEFAULT_SAMPLERS = ("random", "tpe", "portfolio+tpe", "meta")
+#: Budgets (trials) at which each run's incumbent is refitted and scored on the test part (and ``n_trials``).
+BUDGETS = (1, 3, 5, 6, 10, 20, 30)
+#: The share of each data set held out as the test part.
+TEST_SIZE = 0.3
+#: Data sets of at most this many rows are candidates for :func:`one_per_family`.
+FAMILY_MAX_ROWS = 5000
+#: Two test scores closer than this are a tie in wins / ties / losses.
+TIE = 1e-4
 _ROW_TOLERANCE = 0.02
 
 
@@ -124,6 +175,32 @@ def near_duplicates(target: str, names: Sequence[str], index=None) -> set[str]:
                     if other_features == features and abs(other_rows - rows) <= _ROW_TOLERANCE * max(rows, other_rows):
                         twins.add(name)
     return twins
+
+
+def one_per_family(index, task: str, n: int, max_rows: int = FAMILY_MAX_ROWS) -> list[str]:
+    """``n`` data sets of ``task`` from PMLB ``index``, one per family, from small to large (module docstring).
+
+    Each family of at most ``max_rows``-row data sets is represented by its
+    largest member (ties: the first name); a representative that is a
+    near-duplicate by shape of an earlier one (by name) is dropped; then
+    ``n`` representatives evenly spaced in row count are taken, so the
+    choice spans small and large data sets. All of them if fewer.
+    """
+    rows = index[(index["task"] == task) & (index["n_rows"] <= max_rows)]
+    chosen: dict[str, tuple[int, str]] = {}
+    for row in rows.sort_values("name").itertuples(index=False):
+        key = family(row.name)
+        if key not in chosen or int(row.n_rows) > chosen[key][0]:
+            chosen[key] = (int(row.n_rows), row.name)
+    names: list[str] = []
+    for _, name in sorted(chosen.values(), key=lambda item: item[1]):
+        if not near_duplicates(name, names, index):
+            names.append(name)
+    names.sort(key=lambda name: (int(index.loc[index["name"] == name, "n_rows"].iloc[0]), name))
+    if n >= len(names):
+        return names
+    picks = np.unique(np.round(np.linspace(0, len(names) - 1, n)).astype(int))
+    return [names[i] for i in picks]
 
 
 def _task_dataset(task_name: str, space: str) -> str:
@@ -192,37 +269,186 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
     raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
 
 
+def outer_split(X, y, seed: int, classification: bool, test_size: float = TEST_SIZE):
+    """``(X_train, y_train, X_test, y_test)``: the outer split of seed ``seed`` (module docstring).
+
+    Stratified for classification; a data set with a class too small to
+    stratify is split at random.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if classification:
+        try:
+            X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                                                stratify=y)
+            return X_train, y_train, X_test, y_test
+        except ValueError:  # a class with a single row
+            pass
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=seed)
+    return X_train, y_train, X_test, y_test
+
+
+def load_split(target: str, data_dir, space, max_rows: int | None, cv: int, seed: int):
+    """``(X_train, y_train, X_test, y_test)`` of ``target`` for ``seed``: the outer split, each part
+    subsampled to at most ``max_rows`` rows (stratified, subsample seed 0), features as
+    :func:`autometa.hpo.spaces.prepare_features` returns them."""
+    from autometa.data.pmlb import load_pmlb
+    from autometa.hpo.build import subsample
+    from autometa.hpo.spaces import prepare_features
+
+    classification = space.task == "classification"
+    X, y = load_pmlb(target, data_dir, download=False)
+    X_train, y_train, X_test, y_test = outer_split(X, y, seed, classification)
+    X_train, y_train = subsample(X_train, y_train, max_rows, 0, classification, min_per_class=cv)
+    X_test, y_test = subsample(X_test, y_test, max_rows, 0, classification, min_per_class=1)
+    return (prepare_features(X_train), np.asarray(y_train), prepare_features(X_test), np.asarray(y_test))
+
+
+def default_model(space, X=None, random_state: int = 0):
+    """The untuned baseline of ``space`` (module docstring): scikit-learn's defaults of its estimator,
+    with the space's fixed scaling, behind the space's preprocessing."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
+    from autometa.hpo.spaces import make_preprocessor
+
+    models = {
+        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=random_state),
+        "random_forest": lambda: RandomForestClassifier(n_jobs=1, random_state=random_state),
+        "svc": lambda: make_pipeline(StandardScaler(), SVC(random_state=random_state)),
+        "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(random_state=random_state)),
+        "hist_gradient_boosting_regressor": lambda: HistGradientBoostingRegressor(random_state=random_state),
+        "random_forest_regressor": lambda: RandomForestRegressor(n_jobs=1, random_state=random_state),
+        "svr": lambda: TransformedTargetRegressor(regressor=make_pipeline(StandardScaler(), SVR()),
+                                                  transformer=StandardScaler()),
+        "ridge": lambda: make_pipeline(StandardScaler(), Ridge()),
+    }
+    if space.name not in models:
+        raise ValueError(f"no default configuration for search space {space.name!r}")
+    return Pipeline([("preprocess", make_preprocessor(X, space.categorical, space.impute)),
+                     ("model", models[space.name]())])
+
+
+def _test_score(model, X_train, y_train, X_test, y_test, metric: str) -> float | None:
+    """``model`` fitted on the training part, scored on the test part (None if it fails)."""
+    import warnings
+
+    from sklearn.metrics import get_scorer
+    from threadpoolctl import threadpool_limits
+
+    try:
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore")
+            fitted = model.fit(X_train, y_train)
+            value = float(get_scorer(metric)(fitted, X_test, y_test))
+    except Exception:  # noqa: BLE001 - a configuration that cannot be refitted scores nothing
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _best_by_value(study):
+    """The completed trial of best CV value (the first of ties), None before one completed."""
+    import optuna
+
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                 and t.value is not None and math.isfinite(t.value)]
+    return max(completed, key=lambda t: t.value, default=None)
+
+
+def _incumbent(study, sampler):
+    """The trial the run would hand to a user now: the sampler's own choice where it offers one
+    (``sampler.best_trial(study)``, e.g. ``MetaLearnedSampler``'s by posterior mean), else the
+    completed trial of best CV value."""
+    choose = getattr(sampler, "best_trial", None)
+    if callable(choose):
+        try:
+            return choose(study)
+        except ValueError:  # no completed trial yet
+            return None
+    return _best_by_value(study)
+
+
 def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, seed: int, sources: list,
              descriptor: dict, n_trials: int, max_rows: int | None, cv: int, time_limit: float | None,
-             portfolio_size: int, n_similar: int, meta_options: dict | None) -> dict[str, Any]:
-    """One study of ``sampler_name`` on ``target``: its values (None for failed trials) and timings."""
+             portfolio_size: int, n_similar: int, meta_options: dict | None,
+             budgets: Sequence[int] = BUDGETS) -> dict[str, Any]:
+    """One study of ``sampler_name`` on the training part of ``target``'s split ``seed``: its CV values
+    (None for failed trials), its incumbents' test scores at ``budgets``, and timings."""
     import warnings
 
     import optuna
 
-    from autometa.hpo.build import load_dataset
     from autometa.hpo.spaces import get_space, make_objective
 
     space = get_space(space_name)
-    X, y, _ = load_dataset(target, data_dir, space.name, max_rows, 0, cv)
-    objective = make_objective(space, X, y, cv=cv, time_limit=time_limit, random_state=0)
+    X_train, y_train, X_test, y_test = load_split(target, data_dir, space, max_rows, cv, seed)
+    objective = make_objective(space, X_train, y_train, cv=cv, time_limit=time_limit, random_state=0)
+    budgets = sorted({b for b in budgets if 1 <= b <= n_trials} | {n_trials})
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # no warning per failed trial
+    incumbents: dict[int, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature warnings of source_trials and the like
         sampler, enqueued = _make_sampler(sampler_name, seed, sources, descriptor, space, portfolio_size, n_similar,
                                           meta_options)
+
+        own_choice = callable(getattr(sampler, "best_trial", None))
+        by_value: dict[int, Any] = {}
+
+        def record(study, trial):
+            if len(study.trials) in budgets:
+                incumbents[len(study.trials)] = _incumbent(study, sampler)
+                if own_choice:
+                    by_value[len(study.trials)] = _best_by_value(study)
+
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for params in enqueued[:n_trials]:
             study.enqueue_trial(params)
         try:
-            study.optimize(objective, n_trials=n_trials, gc_after_trial=False)
+            study.optimize(objective, n_trials=n_trials, gc_after_trial=False, callbacks=[record])
         finally:
             optuna.logging.set_verbosity(verbosity)
+    search_seconds = time.perf_counter() - start
+    tested: dict[int, float | None] = {}  # trial number -> test score: one refit per incumbent
+
+    def scored(trial) -> dict[str, Any]:
+        if trial is None:
+            return {"trial": None, "cv": None, "test": None}
+        if trial.number not in tested:
+            model = space.build(trial.params, X_train, random_state=0)
+            tested[trial.number] = _test_score(model, X_train, y_train, X_test, y_test, objective.metric)
+        return {"trial": trial.number, "cv": trial.value, "test": tested[trial.number]}
+
+    at = []
+    for b in budgets:
+        at.append({"budget": b, **scored(incumbents.get(b))})
+        if own_choice:  # the best-CV trial beside the sampler's choice, for comparison
+            at[-1]["by_value"] = scored(by_value.get(b))
     values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials]
-    return {"dataset": target, "sampler": sampler_name, "seed": seed, "values": values,
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {"dataset": target, "sampler": sampler_name, "seed": seed, "values": values, "incumbents": at,
+            "seconds": round(time.perf_counter() - start, 2), "search_seconds": round(search_seconds, 2)}
+
+
+def _default_score(space_name: str, target: str, data_dir: str, seed: int, max_rows: int | None,
+                   cv: int) -> dict[str, Any]:
+    """The untuned default's test score on ``target``'s split ``seed``."""
+    from autometa.hpo.spaces import get_space
+
+    space = get_space(space_name)
+    X_train, y_train, X_test, y_test = load_split(target, data_dir, space, max_rows, cv, seed)
+    metric = "balanced_accuracy" if space.task == "classification" else "r2"
+    score = _test_score(default_model(space, X_train, 0), X_train, y_train, X_test, y_test, metric)
+    return {"dataset": target, "seed": seed, "test": score}
 
 
 def best_so_far(values: Sequence[float | None]) -> list[float]:
@@ -289,6 +515,131 @@ def summarise(runs: list[dict[str, Any]], samplers: Sequence[str], n_trials: int
     return {"budgets": budgets, "datasets": per_dataset, "overall": overall}
 
 
+def _wilcoxon(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of the paired Wilcoxon signed-rank test (NaN when every pair is equal or too few)."""
+    from scipy.stats import wilcoxon
+
+    pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
+    if len(pairs) < 2 or all(abs(x - y) < TIE for x, y in pairs):
+        return math.nan
+    try:
+        return float(wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
+    except ValueError:
+        return math.nan
+
+
+def _wtl(a: Sequence[float], b: Sequence[float]) -> list[int]:
+    """Wins / ties / losses of ``a`` against ``b`` (ties: closer than :data:`TIE`)."""
+    diffs = [x - y for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
+    return [sum(d >= TIE for d in diffs), sum(abs(d) < TIE for d in diffs), sum(d <= -TIE for d in diffs)]
+
+
+def _nanmean(values) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def summarise_test(runs: list[dict[str, Any]], defaults: list[dict[str, Any]], samplers: Sequence[str],
+                   n_trials: int) -> dict[str, Any]:
+    """Test-split summary (module docstring): per data set and sampler the mean over seeds of the
+    incumbent's test and CV score at each budget, the default's test score; overall means with 95% CIs,
+    mean ranks, paired Wilcoxon tests, trials to reach TPE on test, and the issue's target figures."""
+    from scipy.stats import rankdata
+
+    budgets = sorted({i["budget"] for run in runs for i in run.get("incumbents", [])})
+    datasets = list(dict.fromkeys(run["dataset"] for run in runs))
+    per_dataset: dict[str, Any] = {}
+    for dataset in datasets:
+        mine = [run for run in runs if run["dataset"] == dataset]
+        entry: dict[str, Any] = {"test_at": {}, "cv_at": {}}
+        for s in samplers:
+            of_s = [run for run in mine if run["sampler"] == s]
+            for key, field in (("test_at", "test"), ("cv_at", "cv")):
+                entry[key][s] = {str(b): _nanmean(i[field] if i[field] is not None else math.nan
+                                                  for run in of_s for i in run["incumbents"] if i["budget"] == b)
+                                 for b in budgets}
+        for s in samplers:
+            of_s = [run for run in mine if run["sampler"] == s]
+            if of_s and all("by_value" in i for run in of_s for i in run["incumbents"]):
+                entry.setdefault("test_at_by_value", {})[s] = {
+                    str(b): _nanmean(i["by_value"]["test"] if i["by_value"]["test"] is not None else math.nan
+                                     for run in of_s for i in run["incumbents"] if i["budget"] == b)
+                    for b in budgets}
+        entry["default_test"] = _nanmean(d["test"] if d["test"] is not None else math.nan
+                                         for d in defaults if d["dataset"] == dataset)
+        if "tpe" in samplers:
+            goal = entry["test_at"]["tpe"][str(n_trials)]
+            entry["tpe_test_result"] = goal
+            entry["budgets_to_reach_tpe_test"] = {}
+            for s in samplers:
+                reached = []
+                for run in (run for run in mine if run["sampler"] == s):
+                    hits = [i["budget"] for i in run["incumbents"]
+                            if i["test"] is not None and not math.isnan(goal) and i["test"] >= goal - 1e-12]
+                    reached.append(float(min(hits)) if hits else math.inf)
+                entry["budgets_to_reach_tpe_test"][s] = _median(reached) if not math.isnan(goal) else math.nan
+        per_dataset[dataset] = entry
+
+    def column(s, b, key="test_at"):
+        return [per_dataset[d][key][s][str(b)] for d in datasets]
+
+    overall: dict[str, Any] = {"default_test": list(mean_ci([per_dataset[d]["default_test"] for d in datasets]))
+                               if datasets else [math.nan, math.nan]}
+    for key in ("test_at", "cv_at"):
+        overall[key] = {s: {str(b): list(mean_ci(column(s, b, key))) if datasets else [math.nan, math.nan]
+                            for b in budgets} for s in samplers}
+    own = [s for s in samplers if datasets and all("test_at_by_value" in per_dataset[d]
+                                                   and s in per_dataset[d]["test_at_by_value"] for d in datasets)]
+    if own:
+        overall["test_at_by_value"] = {
+            s: {str(b): list(mean_ci([per_dataset[d]["test_at_by_value"][s][str(b)] for d in datasets]))
+                for b in budgets} for s in own}
+    ranks: dict[str, dict[str, float]] = {}
+    tests: dict[str, dict[str, Any]] = {}
+    for b in budgets:
+        matrix = np.array([column(s, b) for s in samplers], dtype=float).T  # data sets x samplers
+        matrix = matrix[~np.isnan(matrix).any(axis=1)]
+        if not len(matrix):
+            continue
+        mean_rank = rankdata(-matrix, axis=1).mean(axis=0)
+        ranks[str(b)] = {s: float(r) for s, r in zip(samplers, mean_rank)}
+        order = [samplers[i] for i in np.argsort(mean_rank, kind="stable")]
+        best = order[0]
+        entry = {"best": best}
+        if len(order) > 1:
+            entry["next"] = order[1]
+            entry["p_next"] = _wilcoxon(column(best, b), column(order[1], b))
+        if "tpe" in samplers and best != "tpe":
+            entry["p_tpe"] = _wilcoxon(column(best, b), column("tpe", b))
+        tests[str(b)] = entry
+    overall["mean_rank_at"] = ranks
+    overall["wilcoxon_at"] = tests
+    if "tpe" in samplers and datasets:
+        overall["budgets_to_reach_tpe_test"] = {
+            s: _median([per_dataset[d]["budgets_to_reach_tpe_test"][s] for d in datasets]) for s in samplers}
+    if "tpe" in samplers and "meta" in samplers and datasets:
+        n = str(n_trials)
+        tpe_final = column("tpe", n_trials)
+        targets: dict[str, Any] = {}
+        for b in (6, n_trials):
+            if str(b) not in overall["test_at"]["meta"]:
+                continue
+            meta = column("meta", b)
+            diff = [100 * (m - t) for m, t in zip(meta, tpe_final) if not (math.isnan(m) or math.isnan(t))]
+            targets[f"meta@{b}_minus_tpe@{n}_points"] = list(mean_ci(diff)) if diff else [math.nan, math.nan]
+            targets[f"meta@{b}_vs_tpe@{n}_wtl"] = _wtl(meta, tpe_final)
+            targets[f"meta@{b}_vs_tpe@{n}_p"] = _wilcoxon(meta, tpe_final)
+        defaults_ = [per_dataset[d]["default_test"] for d in datasets]
+        for s in ("meta", "tpe"):
+            final = column(s, n_trials)
+            pairs = [(f, d) for f, d in zip(final, defaults_) if not (math.isnan(f) or math.isnan(d))]
+            targets[f"{s}@{n}_worse_than_default"] = [sum(f <= d - TIE for f, d in pairs), len(pairs)]
+            targets[f"{s}@{n}_minus_default_points"] = (list(mean_ci([100 * (f - d) for f, d in pairs]))
+                                                        if pairs else [math.nan, math.nan])
+        overall["targets"] = targets
+    return {"budgets": budgets, "datasets": per_dataset, "overall": overall}
+
+
 def _ci_half_width(values: Sequence[float]) -> float:
     """Half-width of the 95% t-interval of the mean of ``values`` (NaN for fewer than two)."""
     values = [v for v in values if not math.isnan(v)]
@@ -301,6 +652,10 @@ def _median(values: Sequence[float]) -> float:
     return float(np.median(values)) if values else math.nan
 
 
+def _fmt_score(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
 def _fmt_trials(value: float, n_trials: int) -> str:
     if math.isinf(value):
         return f">{n_trials}"
@@ -311,6 +666,7 @@ def run(
     estimator: str = "hist_gradient_boosting",
     data_dir: str | os.PathLike | None = None,
     datasets: Sequence[str] | None = None,
+    n_datasets: int = 30,
     kb: str = "pretrained",
     n_trials: int = 30,
     n_seeds: int = 3,
@@ -333,8 +689,11 @@ def run(
         A search space of :data:`autometa.hpo.spaces.SEARCH_SPACES`.
     data_dir : str or path-like or None
         The PMLB cache folder; None: ``pmlb/`` under the shared data root.
-    datasets : sequence of str
-        Target data sets (required).
+    datasets : sequence of str or None, default=None
+        Target data sets; None: ``n_datasets`` of them, one per family
+        (:func:`one_per_family`).
+    n_datasets : int, default=30
+        How many data sets ``datasets=None`` picks.
     kb : str, default="pretrained"
         ``"pretrained"``, a file of ``autometa kb export`` or a storage URL.
     n_trials, n_seeds : int, default=30, 3
@@ -359,13 +718,15 @@ def run(
     Returns
     -------
     dict
-        Settings, machine, raw runs (values per trial), and :func:`summarise`'s summary.
+        Settings, machine, raw runs (CV values per trial, incumbents' test scores per budget), the
+        default's test scores, :func:`summarise`'s CV summary (``summary``) and
+        :func:`summarise_test`'s (``test_summary``).
     """
     from joblib import delayed
 
     from autometa._common import describe
     from autometa.data.pmlb import _pmlb_dir, pmlb_index
-    from autometa.hpo.build import _parallel, load_dataset, select_datasets
+    from autometa.hpo.build import _parallel, select_datasets
     from autometa.hpo.metafeatures import compute_metafeatures
     from autometa.hpo.spaces import get_space
 
@@ -374,44 +735,53 @@ def run(
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown:
         raise ValueError(f"unknown sampler(s) {unknown}; choose from {', '.join(SAMPLERS)}")
-    if not datasets:
-        raise ValueError("--datasets is required: comma-separated PMLB names of the target data sets")
-    if n_trials < 1 or n_seeds < 1:
-        raise ValueError("--n-trials and --seeds must be positive")
+    if datasets is not None and not datasets:
+        raise ValueError("--datasets names no data set: give comma-separated PMLB names, or leave it out "
+                         "for --n-datasets data sets, one per family")
+    if n_trials < 1 or n_seeds < 1 or n_datasets < 1:
+        raise ValueError("--n-trials, --seeds and --n-datasets must be positive")
     directory = _pmlb_dir(data_dir)
-    targets = select_datasets(space.name, directory, list(datasets))
     index = pmlb_index(directory)
+    if datasets is None:
+        datasets = one_per_family(index, space.task, n_datasets)
+    targets = select_datasets(space.name, directory, list(datasets))
     knowledge_base = _load_kb(kb, space.name)
     task_sets = {task.name: _task_dataset(task.name, space.name) for task in knowledge_base}
     if "meta" in samplers and not meta_surrogate_available():
         _log(verbose, "note: MetaLearnedSampler has no meta-learned surrogate here: 'meta' is its portfolio + TPE")
 
-    jobs, excluded = [], {}
+    jobs, excluded, default_jobs = [], {}, []
     for target in targets:
         twins = near_duplicates(target, list(task_sets.values()), index)
         sources = [task for task in knowledge_base if task_sets[task.name] not in twins]
         if not sources and set(samplers) & {"ws-cmaes", "portfolio+tpe", "meta"}:
             raise ValueError(f"no knowledge-base task left for target {target!r} after leaving out {sorted(twins)}")
         excluded[target] = sorted(twins)
-        X, y, _ = load_dataset(target, directory, space.name, max_rows, 0, cv)
-        descriptor = compute_metafeatures(X, y, task=space.task)
-        for sampler in samplers:
-            for seed in range(n_seeds):
+        for seed in range(n_seeds):
+            # the new task's descriptor is what a user has: its training part
+            X_train, y_train, _, _ = load_split(target, directory, space, max_rows, cv, seed)
+            descriptor = compute_metafeatures(X_train, y_train, task=space.task)
+            default_jobs.append(delayed(_default_score)(space.name, target, os.fspath(directory), seed, max_rows,
+                                                        cv))
+            for sampler in samplers:
                 jobs.append(delayed(_run_one)(space.name, target, os.fspath(directory), sampler, seed, sources,
                                               descriptor, n_trials, max_rows, cv, time_limit, portfolio_size,
                                               n_similar, meta_options))
         _log(verbose, f"{target}: {len(sources)} source tasks (left out: {', '.join(sorted(twins)) or 'none'})")
     start = time.perf_counter()
+    defaults = list(_parallel(n_jobs)(default_jobs))
     runs = []
     for i, result in enumerate(_parallel(n_jobs)(jobs), start=1):
         runs.append(result)
+        final = result["incumbents"][-1]
         _log(verbose, f"[{i}/{len(jobs)}] {result['dataset']} {result['sampler']} seed {result['seed']}: "
-                      f"best {max((v for v in result['values'] if v is not None), default=math.nan):.4f} "
-                      f"({result['seconds']:.0f} s)")
+                      f"best CV {max((v for v in result['values'] if v is not None), default=math.nan):.4f}, "
+                      f"incumbent test {_fmt_score(final['test'])} ({result['seconds']:.0f} s)")
     order = {(d, s, k): i for i, (d, s, k) in enumerate(
         (d, s, k) for d in targets for s in samplers for k in range(n_seeds))}
     runs.sort(key=lambda r: order[(r["dataset"], r["sampler"], r["seed"])])
     summary = summarise(runs, samplers, n_trials)
+    test_summary = summarise_test(runs, defaults, samplers, n_trials)
     result = {
         "benchmark": "hpo_pmlb",
         "estimator": space.name,
@@ -426,6 +796,7 @@ def run(
         "portfolio_size": portfolio_size,
         "n_similar": n_similar,
         "max_rows": max_rows,
+        "test_size": TEST_SIZE,
         "cv": cv,
         "metric": "balanced_accuracy" if space.task == "classification" else "r2",
         "meta_surrogate": meta_surrogate_available() if "meta" in samplers else None,
@@ -433,7 +804,9 @@ def run(
         "machine": describe(packages=("autometa", "optuna", "scikit-learn", "numpy")),
         "seconds": round(time.perf_counter() - start, 1),
         "runs": runs,
+        "defaults": defaults,
         "summary": summary,
+        "test_summary": test_summary,
     }
     if out is not None:
         out = Path(out)
@@ -446,38 +819,82 @@ def run(
 
 
 def report(result: dict[str, Any]) -> list[str]:
-    """The printed report; its last line is the meta-vs-TPE line when both were run."""
+    """The printed report; it ends with the issue's target lines when ``tpe`` and ``meta`` were run."""
     summary, samplers, n = result["summary"], result["samplers"], result["n_trials"]
-    lines = [f"# hpo bench pmlb: {result['estimator']} (space v{result['space_version']}), "
-             f"{len(result['datasets'])} data sets x {n} trials x {result['n_seeds']} seeds, "
-             f"{result['metric']}, {result['cv']}-fold CV, max {result['max_rows']} rows, kb {result['kb']}",
+    test = result["test_summary"]
+    metric, budgets = result["metric"], test["budgets"]
+    n_sets = len(result["datasets"])
+    lines = [(f"# hpo bench pmlb: {result['estimator']} (space v{result['space_version']}), "
+              f"{n_sets} data sets x {n} trials x {result['n_seeds']} seeds, {metric}, "
+              f"outer {1 - result['test_size']:.0%}/{result['test_size']:.0%} split per seed, "
+              f"{result['cv']}-fold CV on the training part, max {result['max_rows']} rows, kb {result['kb']}"),
              f"# {result['machine']}", ""]
-    head = f"{'data set':32s} " + " ".join(f"{s:>14s}" for s in samplers)
-    lines += [f"best {result['metric']} after {n} trials (mean over seeds) | trials to match TPE@{n}", head]
-    for dataset, entry in summary["datasets"].items():
-        finals = []
+    lines += [(f"test {metric} of the incumbent after {n} trials (mean over seeds) | CV best after {n} | "
+               f"CV trials to match TPE@{n}"),
+              f"{'data set':28s} {'default':>8s} " + " ".join(f"{s:>22s}" for s in samplers)]
+    for dataset, entry in test["datasets"].items():
+        cells = []
         for s in samplers:
-            ends = [c[-1] for c in entry["best_so_far"][s] if not math.isnan(c[-1])]
-            match = entry.get("trials_to_match_tpe", {}).get(s, math.nan)
-            finals.append(f"{np.mean(ends) if ends else math.nan:.4f}|{_fmt_trials(match, n):>4s}")
-        lines.append(f"{dataset[:32]:32s} " + " ".join(f"{f:>14s}" for f in finals))
-    lines += ["", "mean normalised regret (0 = best found by any sampler) at budget, +- 95% CI over data sets"]
-    lines.append(f"{'sampler':16s} " + " ".join(f"{'@' + str(b):>15s}" for b in summary["budgets"]))
-    for s in samplers:
-        at, ci = summary["overall"]["mean_regret_at"][s], summary["overall"]["regret_ci_at"][s]
-        lines.append(f"{s:16s} " + " ".join(f"{at[str(b)]:7.3f} +- {ci[str(b)]:.3f}" for b in summary["budgets"]))
-    worse = summary["overall"].get("worse_than_tpe")
-    if worse:
-        lines.append("")
-        lines += [f"{s} worse than tpe@{n} on {worse[s]} of {len(summary['datasets'])} data sets"
-                  for s in samplers if s != "tpe"]
+            cv_entry = summary["datasets"][dataset]
+            ends = [c[-1] for c in cv_entry["best_so_far"][s] if not math.isnan(c[-1])]
+            match = cv_entry.get("trials_to_match_tpe", {}).get(s, math.nan)
+            cells.append(f"{_fmt_score(entry['test_at'][s][str(n)])}|{np.mean(ends) if ends else math.nan:.4f}|"
+                         f"{_fmt_trials(match, n):>4s}")
+        lines.append(f"{dataset[:28]:28s} {_fmt_score(entry['default_test']):>8s} "
+                     + " ".join(f"{c:>22s}" for c in cells))
+    overall = test["overall"]
+    default_mean, default_ci = overall["default_test"]
+    for key, what in (("test_at", f"test {metric} of the incumbent"), ("cv_at", f"CV {metric} of the incumbent")):
+        lines += ["", f"{what} at budget, mean +- 95% CI over data sets"
+                      + (f" (untuned default on test: {default_mean:.4f} +- {default_ci:.4f})" if key == "test_at"
+                         else ""),
+                  f"{'sampler':14s} " + " ".join(f"{'@' + str(b):>16s}" for b in budgets)]
+        for s in samplers:
+            lines.append(f"{s:14s} " + " ".join(f"{m:7.4f} +- {c:.4f}" for m, c in
+                                                (overall[key][s][str(b)] for b in budgets)))
+        if key == "test_at":
+            for s, at in overall.get("test_at_by_value", {}).items():
+                lines.append(f"{s + ' best-CV':14s} " + " ".join(f"{m:7.4f} +- {c:.4f}" for m, c in
+                                                                 (at[str(b)] for b in budgets)))
+    if overall["mean_rank_at"]:
+        lines += ["", (f"mean rank on test (1 = best; over {n_sets} data sets) and paired Wilcoxon p of the best "
+                       "against the next best and against tpe")]
+        for b in sorted({5, 10, 30, n}):
+            if str(b) not in overall["mean_rank_at"]:
+                continue
+            ranks, w = overall["mean_rank_at"][str(b)], overall["wilcoxon_at"][str(b)]
+            text = f"@{b:<3d} " + " ".join(f"{s} {ranks[s]:.2f}" for s in samplers) + f" | best {w['best']}"
+            if "next" in w:
+                text += f", vs {w['next']} p={w['p_next']:.3f}"
+            if "p_tpe" in w and w.get("next") != "tpe":
+                text += f", vs tpe p={w['p_tpe']:.3f}"
+            lines.append(text)
+    reach = overall.get("budgets_to_reach_tpe_test")
     to_match = summary["overall"].get("trials_to_match_tpe")
-    if to_match:
-        lines.append("")
-        order = [s for s in samplers if s != "meta"] + (["meta"] if "meta" in samplers else [])
-        for s in order:
-            lines.append(f"{s} trials to match tpe@{n}: median {_fmt_trials(to_match[s], n)} "
-                         f"over {len(summary['datasets'])} data sets")
+    if reach and to_match:
+        lines += ["", (f"trials to reach tpe@{n} (median over data sets; test: first budget of "
+                       f"{','.join(map(str, budgets))} at which the incumbent's test score reaches it)")]
+        for s in samplers:
+            lines.append(f"{s:14s} CV {_fmt_trials(to_match[s], n):>4s}   test {_fmt_trials(reach[s], n):>4s}")
+    targets = overall.get("targets")
+    if targets:
+        key6 = f"meta@6_minus_tpe@{n}_points"
+        lines += ["", "issue 16 targets (test scores in points of balanced accuracy x 100; mean +- 95% CI)"]
+        if key6 in targets and n != 6:
+            (m, c), (w, t, l) = targets[key6], targets[f"meta@6_vs_tpe@{n}_wtl"]
+            lines.append(f"meta test@6 - tpe test@{n}: {m:+.2f} +- {c:.2f} points (W/T/L {w}/{t}/{l}, "
+                         f"Wilcoxon p={targets[f'meta@6_vs_tpe@{n}_p']:.3f}; target >= 0)")
+        (m, c), (w, t, l) = targets[f"meta@{n}_minus_tpe@{n}_points"], targets[f"meta@{n}_vs_tpe@{n}_wtl"]
+        lines.append(f"meta test@{n} - tpe test@{n}: {m:+.2f} +- {c:.2f} points (W/T/L {w}/{t}/{l}, "
+                     f"Wilcoxon p={targets[f'meta@{n}_vs_tpe@{n}_p']:.3f}; target >= +0.5)")
+        for s in ("tpe", "meta"):
+            worse, total = targets[f"{s}@{n}_worse_than_default"]
+            m, c = targets[f"{s}@{n}_minus_default_points"]
+            lines.append(f"{s} test@{n} - default: {m:+.2f} +- {c:.2f} points; worse than the default on "
+                         f"{worse} of {total} data sets ({100 * worse / max(total, 1):.0f}%"
+                         + ("; target <= 5%)" if s == "meta" else ")"))
+        lines.append(f"meta CV trials to match tpe@{n}: median {_fmt_trials(to_match['meta'], n)} over "
+                     f"{n_sets} data sets (target <= 6)")
     return lines
 
 
@@ -510,7 +927,10 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> argpa
     """
     parser.add_argument("--estimator", default="hist_gradient_boosting", help="search space (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="PMLB cache folder (default: pmlb/ under the shared data)")
-    parser.add_argument("--datasets", default=None, help="comma-separated target data sets (required)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated target data sets (default: --n-datasets of them, one per family)")
+    parser.add_argument("--n-datasets", type=int, default=30,
+                        help="data sets picked, one per family, without --datasets (default: %(default)s)")
     parser.add_argument("--kb", default="pretrained",
                         help="'pretrained', a file of `autometa kb export`, or a storage URL (default: %(default)s)")
     parser.add_argument("--max-rows", type=int, default=1000, help="rows kept per data set; 0 keeps all "
@@ -536,11 +956,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         return default if value is None else value
 
-    names = [n.strip() for n in (args.datasets or "").split(",") if n.strip()]
+    names = None if args.datasets is None else [n.strip() for n in args.datasets.split(",") if n.strip()]
     samplers = option("samplers", ",".join(DEFAULT_SAMPLERS))
     max_rows = option("max_rows", 1000)
     return run(
         estimator=option("estimator", "hist_gradient_boosting"), data_dir=option("data_dir", None), datasets=names,
+        n_datasets=option("n_datasets", 30),
         kb=option("kb", "pretrained"), n_trials=option("n_trials", 30), n_seeds=option("seeds", 3),
         samplers=[s.strip() for s in samplers.split(",") if s.strip()],
         portfolio_size=option("portfolio_size", 5), max_rows=None if max_rows <= 0 else max_rows,

@@ -1,4 +1,5 @@
-"""`autometa hpo bench --suite pmlb`: real fits, leave-data-set-out, regret and trials-to-match-TPE."""
+"""`autometa hpo bench --suite pmlb`: real fits, leave-data-set-out, an outer test split per seed, regret,
+trials-to-match-TPE and the incumbents' test scores."""
 
 import json
 import math
@@ -8,7 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.hpo_pmlb import best_so_far, family, near_duplicates, run, summarise
+from benchmarks import hpo_pmlb
+from benchmarks.hpo_pmlb import (
+    best_so_far,
+    default_model,
+    family,
+    load_split,
+    near_duplicates,
+    one_per_family,
+    run,
+    summarise,
+    summarise_test,
+)
 
 pytest.importorskip("pmlb", reason="the benchmark reads PMLB's cache layout through the pmlb package")
 
@@ -78,7 +90,9 @@ def test_tiny_benchmark_end_to_end(tmp_path, capsys):
                  n_trials=4, n_seeds=2, samplers=["random", "tpe", "ws-cmaes", "portfolio+tpe", "meta"],
                  portfolio_size=2, out=out, verbose=False, meta_options={"meta_train_steps": 5})
     lines = capsys.readouterr().out.strip().splitlines()
-    assert re.fullmatch(r"meta trials to match tpe@4: median (\d+(\.\d+)?|>4) over 2 data sets", lines[-1]), lines[-1]
+    assert re.fullmatch(r"meta CV trials to match tpe@4: median (\d+(\.\d+)?|>4) over 2 data sets \(target <= 6\)",
+                        lines[-1]), lines[-1]
+    assert any(line.startswith("meta test@4 - tpe test@4: ") for line in lines)
     data = json.loads(out.read_text())
     assert data["excluded"] == {"alpha1": ["alpha1", "alpha2"], "beta": ["beta"]}  # leave-data-set-out + twins
     assert data["datasets"] == ["alpha1", "beta"] and data["n_trials"] == 4 and data["n_seeds"] == 2
@@ -94,17 +108,150 @@ def test_tiny_benchmark_end_to_end(tmp_path, capsys):
     to_match = summary["overall"]["trials_to_match_tpe"]
     assert set(to_match) == set(data["samplers"])
     assert all(v == "inf" or 1 <= v <= 4 for v in to_match.values())
-    # portfolio+tpe starts with the enqueued portfolio: equal across seeds
-    portfolio = [r["values"][:2] for r in data["runs"] if r["sampler"] == "portfolio+tpe" and r["dataset"] == "beta"]
-    assert portfolio[0] == portfolio[1]
+    # every sampler of one seed sees one split: the same configuration scores the same
+    first = {r["values"][0] for r in data["runs"] if r["sampler"] in ("random", "tpe") and r["seed"] == 0
+             and r["dataset"] == "beta"}
+    assert len(first) == 1
     assert result["summary"]["budgets"] == [4]
 
 
 def test_benchmark_user_mistakes(tmp_path):
     data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (40, 2)})
-    with pytest.raises(ValueError, match="--datasets is required"):
+    with pytest.raises(ValueError, match="--datasets names no data set"):
         run(data_dir=data_dir, datasets=[], verbose=False)
     with pytest.raises(ValueError, match="unknown sampler"):
         run(data_dir=data_dir, datasets=["alpha1"], samplers=["smac"], verbose=False)
     with pytest.raises(FileNotFoundError, match="--kb .*no such file"):
         run(data_dir=data_dir, datasets=["alpha1"], kb=str(tmp_path / "none.json"), verbose=False)
+
+
+def test_one_per_family_spans_sizes_and_skips_twins():
+    index = pd.DataFrame({"name": ["monk1", "monk2", "chess", "kr-vs-kp", "iris", "big", "huge", "wine", "boston"],
+                          "task": ["classification"] * 8 + ["regression"],
+                          "n_rows": [124, 169, 3196, 3196, 150, 4000, 9000, 178, 506],
+                          "n_features": [6, 6, 36, 36, 4, 10, 5, 13, 13]})
+    names = one_per_family(index, "classification", 10)
+    # one per family (monk2, the larger), one of the shape twins chess / kr-vs-kp, none above 5000 rows
+    assert names == ["iris", "monk2", "wine", "chess", "big"]
+    three = one_per_family(index, "classification", 3)
+    assert three == ["iris", "wine", "big"]  # evenly spaced by row count: smallest and largest kept
+
+
+def test_split_default_and_summarise_test(tmp_path):
+    from autometa.hpo.spaces import get_space
+
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (100, 3)})
+    space = get_space("logistic_regression")
+    X_train, y_train, X_test, y_test = load_split("alpha1", data_dir, space, None, 3, seed=0)
+    assert (len(X_train), len(X_test)) == (70, 30)
+    assert set(X_train.index).isdisjoint(X_test.index)
+    assert abs(y_train.mean() - y_test.mean()) < 0.05  # stratified
+    other = load_split("alpha1", data_dir, space, None, 3, seed=1)
+    assert set(other[0].index) != set(X_train.index)  # a new split per seed
+    capped = load_split("alpha1", data_dir, space, 20, 3, seed=0)
+    assert len(capped[0]) == 20 and len(capped[2]) == 20
+    model = default_model(space, X_train).fit(X_train, y_train)
+    assert model.named_steps["model"][-1].C == 1.0  # scikit-learn's default, not a tuned value
+
+    def inc(pairs):
+        return [{"budget": b, "trial": 0, "cv": cv, "test": test} for b, (cv, test) in zip((1, 2), pairs)]
+
+    runs = [{"dataset": d, "sampler": s, "seed": 0, "values": [0.5, 0.5], "incumbents": inc(p)}
+            for d, s, p in [("a", "tpe", [(0.5, 0.6), (0.7, 0.7)]), ("a", "meta", [(0.6, 0.8), (0.6, 0.8)]),
+                            ("b", "tpe", [(0.5, 0.5), (0.6, 0.9)]), ("b", "meta", [(0.6, 0.9), (0.7, 0.8)])]]
+    defaults = [{"dataset": "a", "seed": 0, "test": 0.75}, {"dataset": "b", "seed": 0, "test": 0.85}]
+    summary = summarise_test(runs, defaults, ["tpe", "meta"], n_trials=2)
+    assert summary["budgets"] == [1, 2]
+    a = summary["datasets"]["a"]
+    assert a["test_at"]["meta"] == {"1": 0.8, "2": 0.8} and a["default_test"] == 0.75
+    assert a["budgets_to_reach_tpe_test"] == {"tpe": 2.0, "meta": 1.0}
+    overall = summary["overall"]
+    assert overall["test_at"]["meta"]["2"][0] == pytest.approx(0.8)
+    assert overall["mean_rank_at"]["2"] == {"tpe": 1.5, "meta": 1.5}
+    assert overall["mean_rank_at"]["1"]["meta"] == 1.0
+    targets = overall["targets"]
+    assert targets["meta@2_minus_tpe@2_points"][0] == pytest.approx(0.0)
+    assert targets["meta@2_vs_tpe@2_wtl"] == [1, 0, 1]
+    assert targets["meta@2_worse_than_default"] == [1, 2]  # b: 0.8 < 0.85
+    assert targets["tpe@2_worse_than_default"] == [1, 2]  # a: 0.7 < 0.75
+
+
+def test_the_test_split_never_reaches_the_objective(tmp_path, monkeypatch):
+    from autometa.hpo.build import build_knowledge_base, export_knowledge_base
+    from autometa.hpo.spaces import make_objective
+
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (90, 3), "beta": (80, 4)})
+    url = f"sqlite:///{tmp_path / 'kb.db'}"
+    build_knowledge_base("logistic_regression", data_dir, url, n_trials=4, quiet=True)
+    export_knowledge_base(url, tmp_path / "kb.json.gz")
+    seen = []
+
+    def spy(space, X, y, **kwargs):
+        seen.append(set(X.index))
+        return make_objective(space, X, y, **kwargs)
+
+    monkeypatch.setattr("autometa.hpo.spaces.make_objective", spy)
+    out = tmp_path / "bench.json"
+    result = run(estimator="logistic_regression", data_dir=data_dir, datasets=["alpha1"], kb=str(tmp_path / "kb.json.gz"),
+                 n_trials=4, n_seeds=2, samplers=["tpe", "meta"], out=out, verbose=False,
+                 meta_options={"meta_train_steps": 5})
+    assert len(seen) == 4  # 2 samplers x 2 seeds
+    from autometa.hpo.spaces import get_space
+
+    splits = [load_split("alpha1", data_dir, get_space("logistic_regression"), 1000, 3, seed) for seed in (0, 1)]
+    train = [set(split[0].index) for split in splits]
+    assert all(not (rows & set(split[2].index)) for rows, split in zip(train, splits))
+    # every objective got exactly the training part of one seed's split: never a test row of that split
+    assert sorted(train.index(rows) for rows in seen) == [0, 0, 1, 1]
+    assert len(result["runs"]) == 4
+    data = json.loads(out.read_text())
+    for r in data["runs"]:
+        assert [i["budget"] for i in r["incumbents"]] == [1, 3, 4]
+        for i in r["incumbents"]:
+            assert 0.0 <= i["test"] <= 1.0 and 0.0 <= i["cv"] <= 1.0
+            assert i["cv"] == max(v for v in r["values"][: i["budget"]] if v is not None)  # best by CV
+    assert [(d["dataset"], d["seed"]) for d in data["defaults"]] == [("alpha1", 0), ("alpha1", 1)]
+    assert all(0.0 <= d["test"] <= 1.0 for d in data["defaults"])
+    test = data["test_summary"]
+    assert set(test["overall"]) >= {"test_at", "cv_at", "default_test", "mean_rank_at", "wilcoxon_at",
+                                    "budgets_to_reach_tpe_test", "targets"}
+    assert set(test["overall"]["targets"]) >= {"meta@4_minus_tpe@4_points", "meta@4_vs_tpe@4_wtl",
+                                               "meta@4_worse_than_default"}
+    assert hpo_pmlb.BUDGETS[:3] == (1, 3, 5)
+
+
+def test_meta_sampler_best_params_is_its_incumbent():
+    import optuna
+
+    from autometa.hpo import KnowledgeBase, MetaLearnedSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial, optimum):
+        x, y = trial.suggest_float("x", -5, 5), trial.suggest_float("y", -5, 5)
+        return (x - optimum) ** 2 + (y + optimum) ** 2
+
+    earlier = []
+    for optimum in (0.5, 1.0, 1.5):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=int(optimum * 10)))
+        study.optimize(lambda trial, optimum=optimum: objective(trial, optimum), n_trials=25)
+        earlier.append(study)
+    kb = KnowledgeBase.from_studies(earlier)
+    sampler = MetaLearnedSampler(kb, n_warm_start=3, meta_train_steps=20, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    with pytest.raises(ValueError, match="no completed trial"):
+        sampler.best_params(study)
+    study.optimize(lambda trial: objective(trial, 1.2), n_trials=3)
+    # the warm start only: no surrogate yet, so the best value
+    assert sampler.best_trial(study).number == study.best_trial.number
+    study.optimize(lambda trial: objective(trial, 1.2), n_trials=5)
+    assert sampler._model is not None  # the surrogate now exists
+    chosen = sampler.best_trial(study)
+    assert chosen.state == optuna.trial.TrialState.COMPLETE and chosen in study.trials
+    assert sampler.best_params(study) == chosen.params
+    # the posterior mean's choice is a trial near the best: in the better half of the study
+    assert chosen.value <= np.median([t.value for t in study.trials])
+    plain = MetaLearnedSampler(kb, n_warm_start=3, surrogate=None, seed=0)
+    other = optuna.create_study(sampler=plain)
+    other.optimize(lambda trial: objective(trial, 1.2), n_trials=6)
+    assert plain.best_trial(other).number == other.best_trial.number

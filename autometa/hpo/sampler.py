@@ -315,6 +315,77 @@ class MetaLearnedSampler(BaseSampler):
     ) -> None:
         self._fallback.after_trial(study, trial, state, values)
 
+    # -- the incumbent -----------------------------------------------------------------
+    def best_trial(self, study: Study) -> FrozenTrial:
+        """The completed trial the sampler believes best: the incumbent to hand to a user.
+
+        A study's best value is the maximum (or minimum) of noisy estimates, so
+        the trial that reached it is often lucky rather than good ("overtuning").
+        Once this sampler's surrogate exists (its model-based search has
+        proposed a trial) and ``MIN_SIMILARITY_TRIALS`` trials have completed,
+        the incumbent is the completed trial of best **posterior mean** under
+        the surrogate conditioned on the study, as for the next proposal: a
+        configuration whose neighbours also scored well beats a lone lucky
+        value. Before that (the warm start, ``surrogate=None``, a parameter the
+        surrogate cannot model) it is the trial of best value, as
+        ``study.best_trial``. Ties go to the lower trial number.
+
+        Parameters
+        ----------
+        study : optuna.Study
+            A single-objective study this sampler has been sampling.
+
+        Returns
+        -------
+        optuna.trial.FrozenTrial
+
+        Raises
+        ------
+        ValueError
+            If the study has no completed trial with a finite value, or is multi-objective.
+
+        See Also
+        --------
+        best_params : Its parameters.
+        """
+        if len(study.directions) != 1:
+            raise ValueError("best_trial is for single-objective studies; use study.best_trials")
+        completed = _completed(study)
+        if not completed:
+            raise ValueError("the study has no completed trial with a finite value yet")
+        values = np.array([t.values[0] for t in completed])
+        observed = completed[int(np.argmin(values if study.direction == StudyDirection.MINIMIZE else -values))]
+        if self._surrogate_kind is None or self._model is None or len(completed) < MIN_SIMILARITY_TRIALS:
+            return observed
+        encoder = self._task_data().encoder
+        if not all(encoder.knows(name, t.distributions[name]) for t in completed for name in t.params):
+            return observed
+        with one_blas_thread():
+            model, _, x, y, prior_mean, _ = self._conditioned(completed, study.direction)
+            mu, _ = model.predict(x, y, encoder.encode([t.params for t in completed]), prior_mean)
+        return completed[int(np.argmin(np.asarray(mu)))]  # normalised ranks: lower is better
+
+    def best_params(self, study: Study) -> dict[str, Any]:
+        """The parameters of :meth:`best_trial`: the configuration the sampler believes best.
+
+        Use them instead of ``study.best_params`` to refit the final model.
+
+        Examples
+        --------
+        >>> import optuna
+        >>> from autometa.hpo import KnowledgeBase, MetaLearnedSampler
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> earlier.optimize(lambda trial: (trial.suggest_float("x", -10, 10) - 1) ** 2, n_trials=30)
+        >>> sampler = MetaLearnedSampler(KnowledgeBase.from_studies([earlier]), n_warm_start=2,
+        ...                              meta_train_steps=20, seed=0)
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda trial: (trial.suggest_float("x", -10, 10) - 1.2) ** 2, n_trials=6)
+        >>> sorted(sampler.best_params(study))
+        ['x']
+        """
+        return dict(self.best_trial(study).params)
+
     # -- warm start ----------------------------------------------------------------
     def _choose_warm_start(self, study: Study, trial: FrozenTrial) -> PortfolioEntry | None:
         """This trial's portfolio configuration: None after the warm start."""
@@ -420,21 +491,30 @@ class MetaLearnedSampler(BaseSampler):
             if distribution is not None and not distribution.single() and encoder.knows(name, distribution)
         }
 
-    def _suggest(
-        self, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution], direction: StudyDirection
-    ) -> dict[str, Any]:
-        """The candidate of highest expected improvement under the adapted surrogate."""
+    def _conditioned(self, completed: list[FrozenTrial], direction: StudyDirection):
+        """The surrogate and what it is conditioned on: ``(model, support, x, y, prior_mean, rho)``.
+
+        ``support`` are the trials (:func:`_support`), ``x`` their encoding, ``y`` their
+        normalised ranks (0 best), ``prior_mean`` the head of the ``n_similar`` most similar tasks
+        and ``rho`` every task's response similarity (both None below ``MIN_SIMILARITY_TRIALS``).
+        """
         data, model = self._task_data(), self._surrogate()
         support = _support(completed, direction)
         y = normalised_ranks([t.values[0] for t in support], _direction(direction))
         x = data.encoder.encode([t.params for t in support])
-        prior_mean = None
-        similar: np.ndarray = np.zeros(0, dtype=int)
+        prior_mean, rho = None, None
         if len(support) >= MIN_SIMILARITY_TRIALS and len(model.task_heads):
             rho = response_similarity(y, model.task_predictions(x))
-            weights = top_similar_weights(rho, self._n_similar)
-            prior_mean = weights @ model.task_heads
-            similar = np.argsort(-rho, kind="stable")[:3]
+            prior_mean = top_similar_weights(rho, self._n_similar) @ model.task_heads
+        return model, support, x, y, prior_mean, rho
+
+    def _suggest(
+        self, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution], direction: StudyDirection
+    ) -> dict[str, Any]:
+        """The candidate of highest expected improvement under the adapted surrogate."""
+        data = self._task_data()
+        model, support, x, y, prior_mean, rho = self._conditioned(completed, direction)
+        similar = np.argsort(-rho, kind="stable")[:3] if rho is not None else np.zeros(0, dtype=int)
         best = int(np.argmin(y))
         candidates = Candidates(search_space, Signatures(completed, search_space), self._rng)
         # half the candidates search locally: around the best trial, and the next four best
