@@ -77,7 +77,8 @@ class RL2Config:
     baseline_trials : int
         Per iteration, score random play and a greedy (bandits) or
         MDP-knowing (MDPs) policy on this many of the batch's tasks, as
-        diagnostics beside the agent's reward; 0 skips them.
+        diagnostics beside the agent's reward; 0 (the default) skips them;
+        :meth:`for_setting` uses 256.
     """
 
     hidden_size: int = 128
@@ -101,7 +102,7 @@ class RL2Config:
     value_coef: float = 0.5
     value_loss: str = "mse"
     max_grad_norm: float = 0.5
-    baseline_trials: int = 256
+    baseline_trials: int = 0
 
     @classmethod
     def for_setting(cls, env: str, horizon: int, n_arms: int | None = None, **overrides) -> "RL2Config":
@@ -137,9 +138,10 @@ class RL2Config:
             raise ValueError(f"env must be 'bandit' or 'mdp', got {env!r}")
         check_int(horizon, "horizon")
         if env == "bandit" and horizon <= 20:
-            config = cls(separate_value=True)
+            config = cls(separate_value=True, baseline_trials=256)
         else:
-            config = cls(separate_value=True, normalize_returns=True, forget_bias=1.0, trials_per_batch=256,
+            config = cls(separate_value=True, baseline_trials=256, normalize_returns=True, forget_bias=1.0,
+                         trials_per_batch=256,
                          lr=1e-3, gamma=0.99, gae_lambda=0.3, advantage_norm="batch", clip=0.1, target_kl=0.01,
                          epochs=4, minibatches=4, entropy_coef=0.01, entropy_coef_final=0.0, value_coef=1.0,
                          value_loss="huber", max_grad_norm=1.0)

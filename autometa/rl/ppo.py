@@ -6,7 +6,11 @@ with GAE over the whole trial, and takes ``epochs`` passes of clipped-PPO
 minibatch updates, each minibatch a set of whole trials re-run from a zero
 hidden state (exact backpropagation through time). Written top to bottom in
 the manner of cleanrl's ``ppo.py``; every hyperparameter is in
-:class:`RL2Config`.
+:class:`RL2Config`, whose :meth:`~RL2Config.for_setting` gives the recipe per
+task family and trial length (after Duan et al., 2016, and the PyTorch
+reproductions: a separate value GRU on normalised returns, GAE lambda 0.3
+across episodes, batch-wide advantage standardisation, clip with a KL stop,
+Huber value loss).
 """
 
 from __future__ import annotations

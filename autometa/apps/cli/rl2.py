@@ -69,6 +69,22 @@ def register(commands) -> None:
     evaluate.set_defaults(func=run_eval)
 
 
+def _command_line(args) -> str:
+    """The ``autometa rl2 train`` command that ``args`` stand for (recorded with the agent)."""
+    import shlex
+
+    words = ["autometa", "rl2", "train"]
+    for key, value in vars(args).items():
+        if key in ("func", "command", "rl2", "extra", "passes_options"):
+            continue
+        if value is None or value is False or value == []:
+            continue
+        words.append("--" + key.replace("_", "-"))
+        if value is not True:
+            words.append(str(value))
+    return shlex.join(words)
+
+
 def run_train(args) -> None:
     """Run ``autometa rl2 train``."""
     import json
@@ -98,6 +114,7 @@ def run_train(args) -> None:
     torch.manual_seed(args.seed)
     agent = RL2Agent(tasks.spec(), **config.agent_kwargs())
     history: list[dict] = []
+    command = _command_line(args)
     if args.history:
         open(args.history, "w").close()
 
@@ -105,8 +122,9 @@ def run_train(args) -> None:
         if not final:
             agent.training_summary = {"iterations": len(history), "env_steps": int(history[-1]["env_steps"]),
                                       "seconds": round(history[-1]["seconds"], 1), "seed": args.seed,
-                                      "device": str(resolved), "config": asdict(config), "checkpoint": True}
-        agent.save(args.out, training=agent.training_summary)
+                                      "device": str(resolved), "config": asdict(config), "checkpoint": True,
+                                      "command": command}
+        agent.save(args.out, training={**agent.training_summary, "command": command})
         if args.curve:
             from autometa.rl.curves import plot_learning_curve
 
@@ -150,6 +168,8 @@ def run_eval(args) -> None:
     if trained:
         print(f"agent: {agent.tasks!r}, {trained.get('iterations')} PPO iterations, {trained.get('seconds')} s "
               f"on {trained.get('device')}, seed {trained.get('seed')}")
+        if trained.get("command"):
+            print(f"trained with: {trained['command']}")
     print(f"evaluating on {args.trials} new tasks, seed {args.seed}")
     results = compare(agent, args.trials, seed=args.seed, greedy=args.greedy)
     print(format_results(results))
