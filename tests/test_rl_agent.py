@@ -75,7 +75,8 @@ def test_ppo_update_moves_the_policy():
     before = [p.detach().clone() for p in agent.parameters()]
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
     metrics = ppo_update(agent, optimizer, trials, RL2Config(epochs=2, minibatches=2), 0.01)
-    assert set(metrics) == {"policy_loss", "value_loss", "entropy", "clip_fraction"}
+    assert set(metrics) == {"policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl",
+                            "explained_variance", "epochs"}
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.parameters()))
 
 

@@ -20,7 +20,8 @@ from autometa._lazy import lazy_attributes
 # (and the ``autometa`` command, which reads RL2Config's defaults) imports no
 # torch, and the gymnasium environments need gymnasium only when used.
 _LAZY = {
-    "RL2Agent": "agent", "BanditBatch": "bandits", "BernoulliBandits": "bandits",
+    "RL2Agent": "agent", "LayerNormGRU": "agent", "available_pretrained": "agent", "pretrained_path": "agent",
+    "plot_learning_curve": "curves", "batch_baselines": "ppo", "explained_variance": "ppo", "BanditBatch": "bandits", "BernoulliBandits": "bandits",
     "bandit_baselines": "baselines", "bayes_optimal_value": "baselines", "gittins_indices": "baselines",
     "compare": "evaluation", "MDPBatch": "mdp", "TabularMDPs": "mdp", "mdp_baselines": "mdp_planning",
     "RL2Config": "config", "Trials": "ppo", "evaluate_agent": "ppo", "gae": "ppo", "ppo_update": "ppo",

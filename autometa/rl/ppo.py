@@ -6,7 +6,11 @@ with GAE over the whole trial, and takes ``epochs`` passes of clipped-PPO
 minibatch updates, each minibatch a set of whole trials re-run from a zero
 hidden state (exact backpropagation through time). Written top to bottom in
 the manner of cleanrl's ``ppo.py``; every hyperparameter is in
-:class:`RL2Config`.
+:class:`RL2Config`, whose :meth:`~RL2Config.for_setting` gives the recipe per
+task family and trial length (after Duan et al., 2016, and the PyTorch
+reproductions: a separate value GRU on normalised returns, GAE lambda 0.3
+across episodes, batch-wide advantage standardisation, clip with a KL stop,
+Huber value loss).
 """
 
 from __future__ import annotations
@@ -104,14 +108,48 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -
     return advantages, advantages + values
 
 
+def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> float:
+    """``1 - Var(targets - predictions) / Var(targets)``: 1 for a perfect value function,
+    0 for one no better than a constant, negative when worse; nan when the targets are constant."""
+    variance = float(targets.var())
+    if not variance > 0:
+        return float("nan")
+    return 1.0 - float((targets - predictions).var()) / variance
+
+
+def _value_error(errors: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "huber":
+        return torch.nn.functional.huber_loss(errors, torch.zeros_like(errors), delta=1.0)
+    return 0.5 * (errors ** 2).mean()
+
+
 def ppo_update(agent: RL2Agent, optimizer: torch.optim.Optimizer, trials: Trials, config: RL2Config,
                entropy_coef: float, generator: torch.Generator | None = None) -> dict[str, float]:
-    """``config.epochs`` passes of clipped-PPO minibatch steps on ``trials``; mean losses."""
+    """Up to ``config.epochs`` passes of clipped-PPO minibatch steps on ``trials``.
+
+    GAE runs over each whole trial; with ``config.normalize_returns`` the
+    value targets first update the agent's running return statistics. Each
+    minibatch is a set of whole trials re-run from a zero hidden state.
+
+    Returns
+    -------
+    dict
+        Means over the minibatch steps taken: ``policy_loss``, ``value_loss``,
+        ``entropy``, ``clip_fraction``, ``approx_kl`` (``E[(r - 1) - log r]``
+        of the ratio ``r``); ``explained_variance`` of the rollout's values;
+        ``epochs`` run (fewer than ``config.epochs`` after a KL stop).
+    """
     advantages, returns = gae(trials.rewards, trials.values, config.gamma, config.gae_lambda)
+    ev = explained_variance(trials.values, returns)
+    if config.normalize_returns:
+        agent.update_return_statistics(returns)
+    if config.advantage_norm == "batch":
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     n = trials.actions.shape[0]
     size = math.ceil(n / config.minibatches)
-    sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
-    updates = 0
+    groups = [agent.policy_parameters(), agent.value_parameters()] if agent.separate_value else [list(agent.parameters())]
+    sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0}
+    updates, epochs_run, stop = 0, 0, False
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
         for start in range(0, n, size):
@@ -121,34 +159,72 @@ def ppo_update(agent: RL2Agent, optimizer: torch.optim.Optimizer, trials: Trials
             new_log_probs = log_p.gather(2, trials.actions[idx][..., None]).squeeze(-1)
             entropy = -(log_p.exp() * log_p).sum(-1).mean()
             adv = advantages[idx]
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            ratio = (new_log_probs - trials.log_probs[idx]).exp()
+            if config.advantage_norm == "minibatch":
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            log_ratio = new_log_probs - trials.log_probs[idx]
+            ratio = log_ratio.exp()
             policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
-            value_loss = 0.5 * (((values - returns[idx]) / agent.trial_length) ** 2).mean()
+            value_loss = _value_error((values - returns[idx]) / agent.value_scale, config.value_loss)
             loss = policy_loss + config.value_coef * value_loss - entropy_coef * entropy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            for group in groups:
+                torch.nn.utils.clip_grad_norm_(group, config.max_grad_norm)
             optimizer.step()
             updates += 1
+            with torch.no_grad():
+                approx_kl = float(((ratio - 1) - log_ratio).mean())
             sums["policy_loss"] += float(policy_loss.detach())
             sums["value_loss"] += float(value_loss.detach())
             sums["entropy"] += float(entropy.detach())
             sums["clip_fraction"] += float(((ratio.detach() - 1).abs() > config.clip).float().mean())
-    return {k: v / updates for k, v in sums.items()}
+            sums["approx_kl"] += approx_kl
+            if config.target_kl is not None and approx_kl > 1.5 * config.target_kl:
+                stop = True
+                break
+        epochs_run += 1
+        if stop:
+            break
+    metrics = {k: v / updates for k, v in sums.items()}
+    metrics.update(explained_variance=ev, epochs=float(epochs_run))
+    return metrics
+
+
+def batch_baselines(batch, n_trials: int, seed: int = 0) -> dict[str, float]:
+    """Cheap reference scores on the first ``n_trials`` tasks of ``batch``: the exact
+    expected total reward of random play, and of a greedy player (posterior-mean
+    arm, simulated) on bandits or of a player that knows the MDP (exact) on MDPs."""
+    import numpy as np
+
+    from autometa.rl.bandits import BanditBatch
+    from autometa.rl.baselines import greedy_policy, reward_table, simulate
+    from autometa.rl.mdp_planning import policy_value
+
+    if isinstance(batch, BanditBatch):
+        probs = batch.probs[:n_trials].double().cpu().numpy()
+        rng = np.random.default_rng(seed)
+        greedy = simulate(greedy_policy, reward_table(probs, batch.n_pulls, rng), rng)
+        return {"random": float(probs.mean(1).mean() * batch.n_pulls), "greedy": float(greedy.mean())}
+    transitions = batch.transitions[:n_trials].double().cpu().numpy()
+    means = batch.reward_means[:n_trials].double().cpu().numpy()
+    uniform = np.full(means.shape[:1] + (batch.episode_length,) + means.shape[1:], 1.0 / means.shape[-1])
+    random = policy_value(transitions, means, batch.episode_length, uniform).mean() * batch.n_episodes
+    oracle = policy_value(transitions, means, batch.episode_length).mean() * batch.n_episodes
+    return {"random": float(random), "oracle": float(oracle)}
 
 
 def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, iterations: int | None = None,
               time_budget: float | None = None, device: str | torch.device = "cpu", seed: int = 0,
               verbose: bool = False, callback: Callable[[int, dict], bool | None] | None = None,
-              ) -> tuple[RL2Agent, list[dict[str, float]]]:
+              agent: RL2Agent | None = None) -> tuple[RL2Agent, list[dict[str, float]]]:
     """Train an RL^2 agent on ``tasks`` with PPO.
 
     Parameters
     ----------
     tasks : BernoulliBandits or TabularMDPs
     config : RL2Config, optional
-        Hyperparameters (defaults: ``RL2Config()``).
+        Hyperparameters (defaults: ``RL2Config()``; see
+        :meth:`RL2Config.for_setting` for the recipe per setting).
     iterations : int, optional
         PPO iterations (each plays ``config.trials_per_batch`` trials). None
         runs until ``time_budget`` is spent.
@@ -160,10 +236,14 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
     seed : int, default=0
         Seeds the initial weights, the tasks and every random choice.
     verbose : bool, default=False
-        Show a progress bar.
+        Show a progress bar with the batch's reward beside the baselines',
+        the policy's entropy, the value function's explained variance and KL.
     callback : callable, optional
         Called as ``callback(iteration, metrics)`` after each iteration; a
         true return stops training.
+    agent : RL2Agent, optional
+        Train this agent (built for ``tasks``) rather than a new one built from
+        ``config``; e.g. to save checkpoints from ``callback``.
 
     Returns
     -------
@@ -171,7 +251,9 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
         On ``device``, in eval mode.
     history : list of dict
         Per iteration: ``mean_total`` (mean trial reward of the batch), the
-        losses, ``entropy`` and ``clip_fraction``.
+        baselines' scores on the same tasks (:func:`batch_baselines`; when
+        ``config.baseline_trials`` > 0), the metrics of :func:`ppo_update`,
+        ``env_steps`` and ``seconds`` so far.
     """
     config = config or RL2Config()
     config.validate()
@@ -183,8 +265,12 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
         raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
     device = torch.device(device)
     torch.manual_seed(seed)
-    agent = RL2Agent(tasks.spec(), hidden_size=config.hidden_size, time_input=config.time_input).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
+    if agent is None:
+        agent = RL2Agent(tasks.spec(), **config.agent_kwargs())
+    elif agent.config["tasks"] != tasks.spec():
+        raise ValueError(f"the agent was built for {agent.tasks!r}, not {tasks!r}")
+    agent = agent.to(device)
+    optimizer = torch.optim.AdamW(agent.parameters(), lr=config.lr, eps=1e-5, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(seed)
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
@@ -199,15 +285,24 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
             group["lr"] = config.lr * (1.0 - progress)
         entropy_coef = config.entropy_coef + (config.entropy_coef_final - config.entropy_coef) * progress
         agent.eval()
-        trials = rollout(agent, tasks.sample(config.trials_per_batch, generator=generator, device=device), generator)
+        batch = tasks.sample(config.trials_per_batch, generator=generator, device=device)
+        metrics = {}
+        if config.baseline_trials:
+            metrics.update(batch_baselines(batch, config.baseline_trials, seed=seed + iteration))
+        trials = rollout(agent, batch, generator)
         agent.train()
-        metrics = {"mean_total": float(trials.totals.mean())}
+        metrics["mean_total"] = float(trials.totals.mean())
         metrics.update(ppo_update(agent, optimizer, trials, config, entropy_coef, generator))
-        history.append(metrics)
         iteration += 1
+        metrics["env_steps"] = float(iteration * config.trials_per_batch * tasks.trial_length)
+        metrics["seconds"] = time.perf_counter() - t0
+        history.append(metrics)
         bar.update(1)
-        bar.set_postfix({"reward": f"{metrics['mean_total']:.3f}", "entropy": f"{metrics['entropy']:.3f}"},
-                        refresh=False)
+        postfix = {"reward": f"{metrics['mean_total']:.3f}"}
+        postfix.update({k: f"{metrics[k]:.3f}" for k in ("random", "greedy", "oracle") if k in metrics})
+        postfix.update({"entropy": f"{metrics['entropy']:.3f}", "EV": f"{metrics['explained_variance']:.2f}",
+                        "KL": f"{metrics['approx_kl']:.4f}"})
+        bar.set_postfix(postfix, refresh=False)
         stop = callback is not None and bool(callback(iteration, metrics))
         if stop or (time_budget is not None and time.perf_counter() - t0 >= time_budget):
             break
