@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from torch import nn
 
 from autometa._common import is_int, is_positive, resolve_device
+from autometa.estimators._validated_common import Standardiser
 from autometa.estimators.validated import Head, ValidatedChoice
 from autometa.estimators.validated_regression import ValidatedRegression, predict_with
 from autometa.meta import meta_train, registry
@@ -573,9 +574,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
             features = _Features(selector, rep)
         else:  # the raw-feature rule, standardised with the support rows
             k_used, rep, head = None, "raw", "centroid" if k == 1 else "logistic"
-            mean, std = X.mean(0), X.std(0)
-            std[std == 0] = 1.0
-            features = _Standardise(mean, std)
+            features = Standardiser().fit(X)
         self._forget_task()
         self.classes_ = classes
         self._head = (features, Head(head, features(X), codes, len(classes), seed=seed))
@@ -823,10 +822,8 @@ class FewShotRegressor(RegressorMixin, _FewShotEstimator):
             self.k_used_, self.method_ = selector.choose(len(y))
             self._head = ("selector", selector.standardise(X), (y - selector.y_mean_) / selector.y_std_)
         else:
-            mean, std = X.mean(0), X.std(0)
-            std[std == 0] = 1.0
             self.k_used_, self.method_ = None, "ridge"
-            scale = _Standardise(mean, std)
+            scale = Standardiser().fit(X)
             self._head = ("ridge", scale, Ridge(1.0).fit(scale(X), y))
 
     def _check_width(self, width: int, n_outputs: int):
@@ -864,16 +861,6 @@ class _Features:
 
     def __call__(self, X):
         return self.selector.features(self.rep, X)
-
-
-class _Standardise:
-    """``(X - mean) / std`` (a picklable callable)."""
-
-    def __init__(self, mean, std):
-        self.mean, self.std = mean, std
-
-    def __call__(self, X):
-        return (np.asarray(X, dtype=np.float64) - self.mean) / self.std
 
 
 @contextmanager

@@ -41,6 +41,8 @@ from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from autometa.estimators._validated_common import Standardiser, nearest_k
+
 REPRESENTATIONS = ("raw", "white", "emb", "raw+emb")
 HEADS = ("centroid", "logistic", "1nn", "forest")
 VALIDATION_SHOTS = (1, 5, 10)
@@ -224,7 +226,7 @@ def batched_logistic(Fs, ys, Fq, n_way, C=1.0, iters=100):
 class ValidatedChoice:
     """Standardisation, candidate representations and the (representation, head) validated per K.
 
-    Fitted attributes: ``mean_``, ``std_`` (of the meta-training rows),
+    Fitted attributes: ``standardise`` (a :class:`Standardiser` of the meta-training rows),
     ``choices_`` ({K: (representation, head)}), ``validation_scores_``
     ({(K, representation, head): mean accuracy on validation episodes}),
     ``episode_sizes_`` (what validation used), ``representations_`` (the
@@ -237,10 +239,7 @@ class ValidatedChoice:
         self.val_episodes, self.val_folds, self.max_query, self.seed = val_episodes, val_folds, max_query, seed
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ValidatedChoice:
-        X = np.asarray(X, dtype=np.float64)
-        self.mean_ = X.mean(0)
-        self.std_ = X.std(0)
-        self.std_[self.std_ == 0] = 1.0
+        self.standardise = Standardiser().fit(X)
         Z = self.standardise(X)
         rng = np.random.default_rng(self.seed)
         classes, counts = np.unique(y, return_counts=True)
@@ -289,16 +288,18 @@ class ValidatedChoice:
         return self
 
     @staticmethod
-    def _n_held_out(classes, counts):
-        ok = classes[counts >= 6] if (counts >= 6).sum() >= 3 else classes[counts >= 2]
+    def _holdable(classes, counts):
+        """The classes validation may hold out: those with >= 6 rows when there are 3 such, else >= 2."""
+        return classes[counts >= 6] if (counts >= 6).sum() >= 3 else classes[counts >= 2]
+
+    def _n_held_out(self, classes, counts):
         n_val = int(np.clip(round(0.3 * len(classes)), 2, 5))
-        return min(n_val, len(classes) - 1, len(ok))
+        return min(n_val, len(classes) - 1, len(self._holdable(classes, counts)))
 
     def _held_out_classes(self, classes, counts, rng):
         if (counts >= 2).sum() < 3:
             return None
-        ok = classes[counts >= 6] if (counts >= 6).sum() >= 3 else classes[counts >= 2]
-        return rng.choice(ok, self._n_held_out(classes, counts), replace=False)
+        return rng.choice(self._holdable(classes, counts), self._n_held_out(classes, counts), replace=False)
 
     def _episodes(self, yv, k, rng, mask):
         cls, cnt = np.unique(yv[mask], return_counts=True)
@@ -317,13 +318,9 @@ class ValidatedChoice:
         return (np.array(S), np.array(Q), np.tile(np.repeat(ways, k), (len(S), 1)),
                 np.tile(np.repeat(ways, n_query), (len(S), 1)), n_way, n_query)
 
-    def standardise(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.std_
-
     def choose(self, k: int) -> tuple[int, str, str]:
         """(validated K nearest to ``k`` on a log scale, representation, head) for a support of ``k`` per class."""
-        ks = np.array(sorted(self.choices_))
-        k_used = int(ks[np.abs(np.log(ks) - np.log(max(k, 1))).argmin()])
+        k_used = nearest_k(self.choices_, k)
         rep, head = self.choices_[k_used]
         if head == "1nn" and k == 1:
             head = "centroid"

@@ -33,6 +33,8 @@ from sklearn.linear_model import Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from torch import nn
 
+from autometa.estimators._validated_common import Standardiser, nearest_k
+
 CANDIDATES = ("global", "offset", "basis", "ridge", "knn")
 VALIDATION_SHOTS = (2, 5, 10)
 
@@ -111,7 +113,7 @@ def predict_with(name, parts, sx, sy, qx):
 
 
 class ValidatedRegression:
-    """Fitted attributes: ``mean_``, ``std_``, ``y_mean_``, ``y_std_``, ``choices_`` ({K: candidate}),
+    """Fitted attributes: ``standardise`` (a :class:`Standardiser` of the features), ``y_mean_``, ``y_std_``, ``choices_`` ({K: candidate}),
     ``validation_scores_`` ({(K, candidate): mean squared error in standardised target units}),
     ``episode_sizes_``, ``parts_`` (the chosen candidates' models on all groups)."""
 
@@ -128,8 +130,7 @@ class ValidatedRegression:
 
     def fit(self, X, y, groups):
         X, y, groups = np.asarray(X, float), np.asarray(y, float), np.asarray(groups)
-        self.mean_, self.std_ = X.mean(0), X.std(0)
-        self.std_[self.std_ == 0] = 1.0
+        self.standardise = Standardiser().fit(X)
         self.y_mean_, self.y_std_ = float(y.mean()), float(y.std()) or 1.0
         Z, t = self.standardise(X), (y - self.y_mean_) / self.y_std_
         rng = np.random.default_rng(self.seed)
@@ -166,10 +167,6 @@ class ValidatedRegression:
         self.parts_ = self._build(Z, t, groups, set(self.choices_.values()))
         return self
 
-    def standardise(self, X):
-        return (np.asarray(X, float) - self.mean_) / self.std_
-
     def choose(self, n: int) -> tuple[int, str]:
-        ks = np.array(sorted(self.choices_))
-        k_used = int(ks[np.abs(np.log(ks) - np.log(max(n, 1))).argmin()])
+        k_used = nearest_k(self.choices_, n)
         return k_used, self.choices_[k_used]
