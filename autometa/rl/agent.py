@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autometa._common import atomic_torch_save, read_payload
-from autometa._common import check_int
+from autometa._common import atomic_torch_save, check_int, read_payload
 from autometa.rl.tasks import tasks_from_spec
 
 FORMAT = "autometa.rl2"
