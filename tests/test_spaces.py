@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 from sklearn.base import is_classifier, is_regressor
 
-from autometa.hpo.spaces import ERROR_KEY, FOLD_SCORES_KEY, SEARCH_SPACES, get_space, make_objective, prepare_features
+from autometa.hpo.spaces import (
+    ERROR_KEY,
+    FOLD_SCORES_KEY,
+    SEARCH_SPACES,
+    get_space,
+    make_objective,
+    prepare_features,
+)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -93,8 +100,8 @@ def test_equal_params_score_equally_and_metric_is_configurable():
 
 
 def test_user_mistakes_are_clear():
-    with pytest.raises(ValueError, match="unknown search space 'xgboost'; choose one of hist_gradient_boosting"):
-        get_space("xgboost")
+    with pytest.raises(ValueError, match="unknown search space 'catboost'; choose one of hist_gradient_boosting"):
+        get_space("catboost")
     X, y = _tiny("classification")
     with pytest.raises(ValueError, match="unknown metric 'accuracy_score'"):
         make_objective("svc", X, y, metric="accuracy_score")
@@ -119,3 +126,16 @@ def test_cli_lists_the_same_space_names():
     from autometa.apps.cli.kb import SPACE_NAMES
 
     assert tuple(SEARCH_SPACES) == SPACE_NAMES
+
+
+def test_label_encoded_classifier_predicts_the_original_labels():
+    pytest.importorskip("xgboost")
+    X, y = _tiny("classification", seed=3)
+    labels = np.array(["no", "yes"])[np.asarray(y) % 2]
+    model = get_space("xgboost").build(get_space("xgboost").suggest(
+        optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()), X).fit(X, labels)
+    assert set(model.predict(X)) <= {"no", "yes"}
+    assert list(model.classes_) == ["no", "yes"]
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1)
+    assert (model.classes_[proba.argmax(1)] == model.predict(X)).all()

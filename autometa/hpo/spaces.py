@@ -53,7 +53,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.distributions import BaseDistribution
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -66,7 +66,13 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, QuantileTransformer, StandardScaler
+from sklearn.preprocessing import (
+    LabelEncoder,
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    StandardScaler,
+)
 from sklearn.svm import SVC, SVR
 from threadpoolctl import threadpool_limits
 
@@ -237,6 +243,79 @@ def _logistic(params: dict[str, Any], random_state: int) -> BaseEstimator:
     return make_pipeline(_scaler(params["scaler"], random_state), model)
 
 
+def _suggest_lightgbm(trial: optuna.Trial, classification: bool = True) -> dict[str, Any]:
+    params = {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 20, 500, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 2, 100, log=True),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-6, 10.0, log=True),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
+    }
+    if classification:
+        params["class_weight"] = trial.suggest_categorical("class_weight", ["none", "balanced"])
+    return params
+
+
+def _lightgbm(params: dict[str, Any], random_state: int, classification: bool = True) -> BaseEstimator:
+    import lightgbm
+
+    kwargs = dict(params, n_jobs=1, verbosity=-1, random_state=random_state)
+    if classification:
+        kwargs["class_weight"] = _class_weight(params["class_weight"])
+        return lightgbm.LGBMClassifier(**kwargs)
+    return lightgbm.LGBMRegressor(**kwargs)
+
+
+def _suggest_xgboost(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 20, 500, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 12),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.01, 30.0, log=True),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
+    }
+
+
+def _xgboost(params: dict[str, Any], random_state: int, classification: bool = True) -> BaseEstimator:
+    import xgboost
+
+    kwargs = dict(params, tree_method="hist", n_jobs=1, verbosity=0, random_state=random_state)
+    if classification:
+        return LabelEncodedClassifier(xgboost.XGBClassifier(**kwargs))
+    return xgboost.XGBRegressor(**kwargs)
+
+
+class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier fitted on labels ``0 .. n_classes - 1``, predicting the original labels.
+
+    XGBoost's classifier accepts only those codes; this lets the search space
+    tune it on any labels, as scikit-learn's classifiers take them.
+
+    Parameters
+    ----------
+    estimator : classifier
+        Fitted (a clone) on ``LabelEncoder``-coded targets.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        self.label_encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.label_encoder_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.label_encoder_.transform(y), **fit_params)
+        return self
+
+    def predict(self, X):
+        return self.label_encoder_.inverse_transform(np.asarray(self.estimator_.predict(X)).astype(int))
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+
 # -- regression ----------------------------------------------------------------------
 def _hgb_regressor(params: dict[str, Any], random_state: int) -> BaseEstimator:
     return HistGradientBoostingRegressor(**params, early_stopping=False, random_state=random_state)
@@ -285,6 +364,12 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
                     "StandardScaler + RBF SVC: C, gamma, class weight"),
         SearchSpace("logistic_regression", "1", "classification", _suggest_logistic, _logistic, "onehot", True,
                     "scaler (standard or quantile-normal) + L2 LogisticRegression: C, class weight"),
+        SearchSpace("lightgbm", "1", "classification", _suggest_lightgbm, _lightgbm, "ordinal", False,
+                    "lightgbm.LGBMClassifier: learning rate, trees, leaves, leaf size, L2, column fraction, "
+                    "class weight (extra 'gbm')"),
+        SearchSpace("xgboost", "1", "classification", _suggest_xgboost, _xgboost, "ordinal", False,
+                    "xgboost.XGBClassifier (hist): learning rate, trees, depth, child weight, L2, row and column "
+                    "fractions (extra 'gbm')"),
         SearchSpace("hist_gradient_boosting_regressor", "1", "regression",
                     lambda trial: _suggest_hgb(trial, classification=False), _hgb_regressor, "ordinal", False,
                     "HistGradientBoostingRegressor: learning rate, iterations, leaves, leaf size, L2, "
@@ -296,6 +381,15 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
                     "StandardScaler + RBF SVR on a standardised target: C, gamma, epsilon"),
         SearchSpace("ridge", "1", "regression", _suggest_ridge, _ridge, "onehot", True,
                     "scaler (standard or quantile-normal) + Ridge: alpha"),
+        SearchSpace("lightgbm_regressor", "1", "regression",
+                    lambda trial: _suggest_lightgbm(trial, classification=False),
+                    lambda params, seed: _lightgbm(params, seed, classification=False), "ordinal", False,
+                    "lightgbm.LGBMRegressor: learning rate, trees, leaves, leaf size, L2, column fraction "
+                    "(extra 'gbm')"),
+        SearchSpace("xgboost_regressor", "1", "regression", _suggest_xgboost,
+                    lambda params, seed: _xgboost(params, seed, classification=False), "ordinal", False,
+                    "xgboost.XGBRegressor (hist): learning rate, trees, depth, child weight, L2, row and column "
+                    "fractions (extra 'gbm')"),
     )
 }
 
