@@ -2,7 +2,8 @@
 
 Few-shot learners in torch (:mod:`autometa.meta`), their scikit-learn face
 (``FewShotClassifier``, ``FewShotRegressor``) and an Optuna sampler
-warm-started from earlier studies (``MetaLearnedSampler``, ``KnowledgeBase``).
+warm-started from earlier studies (``MetaLearnedSampler``, ``KnowledgeBase``)
+with its scikit-learn face (``MetaSearchCV``).
 
 Importing the package is cheap: the heavy parts (torch models, Optuna) load
 on first use of the name that needs them.
@@ -21,6 +22,7 @@ _LAZY = {
     "FewShotRegressor": "autometa.estimators",
     "MetaLearnedSampler": "autometa.hpo",
     "KnowledgeBase": "autometa.hpo",
+    "MetaSearchCV": "autometa.hpo",
 }
 
 __all__ = ["__version__", *_LAZY]

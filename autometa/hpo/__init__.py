@@ -12,7 +12,9 @@ The models never see a study; the sampler is the protocol around them:
   :mod:`~autometa.hpo.surrogate`, :mod:`~autometa.hpo.candidates`,
   :mod:`~autometa.hpo.encoded_tasks`: the warm start, task similarity, the
   meta-learned surrogate and the configurations it scores;
-- :mod:`~autometa.hpo.sampler`: ``MetaLearnedSampler``, the Optuna protocol.
+- :mod:`~autometa.hpo.sampler`: ``MetaLearnedSampler``, the Optuna protocol;
+- :mod:`~autometa.hpo.search_cv`: ``MetaSearchCV``, the search as one
+  scikit-learn estimator.
 
 :mod:`autometa.hpo.metafeatures` imports no Optuna, so descriptors can be
 computed where Optuna is not installed; the other names import Optuna (and
@@ -30,6 +32,7 @@ _LAZY = {
     "metafeature_vector": "autometa.hpo.metafeatures",
     "KnowledgeBase": "autometa.hpo.knowledge_base",
     "MetaLearnedSampler": "autometa.hpo.sampler",
+    "MetaSearchCV": "autometa.hpo.search_cv",
     "DeepKernelRegressor": "autometa.hpo.surrogate",
     "response_similarity": "autometa.hpo.similarity",
     "SEARCH_SPACES": "autometa.hpo.spaces",

@@ -43,6 +43,7 @@ The objective
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from collections.abc import Callable
@@ -119,6 +120,15 @@ class SearchSpace:
         for estimators that handle NaN natively.
     description : str
         One line for listings.
+    estimator : str
+        The public path of the estimator class the space tunes, e.g.
+        ``"sklearn.svm.SVC"``: :class:`~autometa.hpo.search_cv.MetaSearchCV`
+        recognises its instances (and subclasses') by it.
+    estimator_params : tuple of str or None
+        The space's parameters that are keyword arguments of that class, with
+        the same meaning (a categorical ``"none"`` stands for ``None``); None:
+        all of them. The others (e.g. a scaler choice) exist only in the
+        space's own pipeline.
     """
 
     name: str
@@ -129,6 +139,16 @@ class SearchSpace:
     categorical: str
     impute: bool
     description: str
+    estimator: str = ""
+    estimator_params: tuple[str, ...] | None = None
+
+    def estimator_class(self) -> type | None:
+        """The class of :attr:`estimator`, or None when its package is not installed."""
+        module, _, name = self.estimator.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ImportError:
+            return None
 
     def build(self, params: dict[str, Any], X=None, random_state: int = 0) -> Pipeline:
         """The estimator for ``params``: ``Pipeline([("preprocess", ...), ("model", ...)])``.
@@ -155,7 +175,8 @@ class SearchSpace:
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each parameter's Optuna distribution (the space has no conditional parameters)."""
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
+                                    sampler=optuna.samplers.RandomSampler(seed=0), study_name="distributions")
         trial = study.ask()
         self.suggest(trial)
         return dict(trial.distributions)
@@ -357,39 +378,51 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     for space in (
         SearchSpace("hist_gradient_boosting", "1", "classification", _suggest_hgb, _hgb_classifier, "ordinal", False,
                     "HistGradientBoostingClassifier: learning rate, iterations, leaves, leaf size, L2, "
-                    "feature fraction, class weight"),
+                    "feature fraction, class weight",
+                    estimator="sklearn.ensemble.HistGradientBoostingClassifier"),
         SearchSpace("random_forest", "1", "classification", _suggest_rf, _rf_classifier, "ordinal", True,
-                    "RandomForestClassifier: trees, feature fraction, leaf size, bootstrap, criterion, class weight"),
+                    "RandomForestClassifier: trees, feature fraction, leaf size, bootstrap, criterion, class weight",
+                    estimator="sklearn.ensemble.RandomForestClassifier"),
         SearchSpace("svc", "1", "classification", _suggest_svc, _svc, "onehot", True,
-                    "StandardScaler + RBF SVC: C, gamma, class weight"),
+                    "StandardScaler + RBF SVC: C, gamma, class weight",
+                    estimator="sklearn.svm.SVC"),
         SearchSpace("logistic_regression", "1", "classification", _suggest_logistic, _logistic, "onehot", True,
-                    "scaler (standard or quantile-normal) + L2 LogisticRegression: C, class weight"),
+                    "scaler (standard or quantile-normal) + L2 LogisticRegression: C, class weight",
+                    estimator="sklearn.linear_model.LogisticRegression", estimator_params=('C', 'class_weight')),
         SearchSpace("lightgbm", "1", "classification", _suggest_lightgbm, _lightgbm, "ordinal", False,
                     "lightgbm.LGBMClassifier: learning rate, trees, leaves, leaf size, L2, column fraction, "
-                    "class weight (extra 'gbm')"),
+                    "class weight (extra 'gbm')",
+                    estimator="lightgbm.LGBMClassifier"),
         SearchSpace("xgboost", "1", "classification", _suggest_xgboost, _xgboost, "ordinal", False,
                     "xgboost.XGBClassifier (hist): learning rate, trees, depth, child weight, L2, row and column "
-                    "fractions (extra 'gbm')"),
+                    "fractions (extra 'gbm')",
+                    estimator="xgboost.XGBClassifier"),
         SearchSpace("hist_gradient_boosting_regressor", "1", "regression",
                     lambda trial: _suggest_hgb(trial, classification=False), _hgb_regressor, "ordinal", False,
                     "HistGradientBoostingRegressor: learning rate, iterations, leaves, leaf size, L2, "
-                    "feature fraction"),
+                    "feature fraction",
+                    estimator="sklearn.ensemble.HistGradientBoostingRegressor"),
         SearchSpace("random_forest_regressor", "1", "regression",
                     lambda trial: _suggest_rf(trial, classification=False), _rf_regressor, "ordinal", True,
-                    "RandomForestRegressor: trees, feature fraction, leaf size, bootstrap"),
+                    "RandomForestRegressor: trees, feature fraction, leaf size, bootstrap",
+                    estimator="sklearn.ensemble.RandomForestRegressor"),
         SearchSpace("svr", "1", "regression", _suggest_svr, _svr, "onehot", True,
-                    "StandardScaler + RBF SVR on a standardised target: C, gamma, epsilon"),
+                    "StandardScaler + RBF SVR on a standardised target: C, gamma, epsilon",
+                    estimator="sklearn.svm.SVR", estimator_params=('C', 'gamma')),
         SearchSpace("ridge", "1", "regression", _suggest_ridge, _ridge, "onehot", True,
-                    "scaler (standard or quantile-normal) + Ridge: alpha"),
+                    "scaler (standard or quantile-normal) + Ridge: alpha",
+                    estimator="sklearn.linear_model.Ridge", estimator_params=('alpha',)),
         SearchSpace("lightgbm_regressor", "1", "regression",
                     lambda trial: _suggest_lightgbm(trial, classification=False),
                     lambda params, seed: _lightgbm(params, seed, classification=False), "ordinal", False,
                     "lightgbm.LGBMRegressor: learning rate, trees, leaves, leaf size, L2, column fraction "
-                    "(extra 'gbm')"),
+                    "(extra 'gbm')",
+                    estimator="lightgbm.LGBMRegressor"),
         SearchSpace("xgboost_regressor", "1", "regression", _suggest_xgboost,
                     lambda params, seed: _xgboost(params, seed, classification=False), "ordinal", False,
                     "xgboost.XGBRegressor (hist): learning rate, trees, depth, child weight, L2, row and column "
-                    "fractions (extra 'gbm')"),
+                    "fractions (extra 'gbm')",
+                    estimator="xgboost.XGBRegressor"),
     )
 }
 

@@ -13,6 +13,8 @@ The files are plain JSON data (gzip-compressed), read without the network.
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from typing import Any
 
@@ -31,12 +33,23 @@ def pretrained_names() -> list[str]:
 
 
 def _read(name: str):
-    from autometa.hpo.build import read_knowledge_base
+    """``(knowledge base, build info)`` of ``name``: a new KnowledgeBase over the file's (immutable) tasks."""
+    from autometa.hpo.knowledge_base import KnowledgeBase
 
     names = pretrained_names()
     if name not in names:
         raise ValueError(f"no pretrained knowledge base named {name!r}; available: {', '.join(names) or 'none'}")
-    return read_knowledge_base(_files().joinpath(name + _SUFFIX).read_bytes())
+    tasks, info = _parse(name)
+    return KnowledgeBase(tasks), copy.deepcopy(info)
+
+
+@functools.cache
+def _parse(name: str):
+    """The shipped file ``name``, parsed once per process: ``(tasks, build info)``."""
+    from autometa.hpo.build import read_knowledge_base
+
+    kb, info = read_knowledge_base(_files().joinpath(name + _SUFFIX).read_bytes())
+    return tuple(kb), info
 
 
 def pretrained_info(name: str) -> dict[str, Any]:

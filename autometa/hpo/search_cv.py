@@ -1,0 +1,634 @@
+"""``MetaSearchCV``: warm-started hyperparameter search as one scikit-learn estimator.
+
+:class:`MetaSearchCV` is to :class:`~autometa.hpo.MetaLearnedSampler` what
+:class:`~sklearn.model_selection.GridSearchCV` is to a grid: give it an
+estimator, call ``fit``, and it tunes the estimator by cross-validation, refits
+the best configuration on all the data and delegates ``predict`` & co. to it.
+
+It recognises the estimators of the search spaces of :mod:`autometa.hpo.spaces`
+(also as the last step of a :class:`~sklearn.pipeline.Pipeline`) and tunes
+their parameters there; where a pretrained knowledge base ships with autometa
+(:func:`autometa.hpo.pretrained_names`) the search is warm-started from it, the
+new data set described by its meta-features. ``param_distributions`` adds or
+overrides parameters (Optuna distributions keyed like ``set_params``): the
+knowledge base proposes the parameters it knows, Optuna's TPE the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import numbers
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import available_if
+
+from autometa.hpo.spaces import SEARCH_SPACES, SearchSpace, get_space
+
+__all__ = ["MetaSearchCV", "recognise"]
+
+_SCORES_KEY = "autometa:cv"
+_SCORE_NAMES = ("test_score", "train_score", "fit_time", "score_time")
+
+
+def _final_step(estimator) -> tuple[BaseEstimator, str]:
+    """The estimator a (possibly nested) pipeline ends with, and its ``set_params`` prefix."""
+    prefix = ""
+    while isinstance(estimator, Pipeline):
+        name, estimator = estimator.steps[-1]
+        prefix += name + "__"
+    return estimator, prefix
+
+
+def recognise(estimator) -> SearchSpace | None:
+    """The search space of :mod:`autometa.hpo.spaces` that tunes ``estimator``'s class, or None.
+
+    ``estimator`` may be a :class:`~sklearn.pipeline.Pipeline`: its last step
+    counts. An exact class match wins over a subclass's. Packages not imported
+    yet are not imported (an instance of their class cannot exist).
+    """
+    final, _ = _final_step(estimator)
+    matches = []
+    for space in SEARCH_SPACES.values():
+        if not space.estimator or space.estimator.split(".")[0] not in sys.modules:
+            continue
+        cls = space.estimator_class()
+        if cls is not None and isinstance(final, cls):
+            matches.append((type(final) is not cls, space))
+    return min(matches, key=lambda match: match[0])[1] if matches else None
+
+
+def _to_estimator(value):
+    return None if value == "none" else value
+
+
+def _estimator_distribution(distribution: BaseDistribution) -> BaseDistribution:
+    if isinstance(distribution, CategoricalDistribution):
+        return CategoricalDistribution([_to_estimator(choice) for choice in distribution.choices])
+    return distribution
+
+
+def _space_distributions(space: SearchSpace, prefix: str) -> dict[str, BaseDistribution]:
+    """The space's parameters that the estimator has, keyed like ``set_params``, with its values."""
+    names = space.estimator_params
+    return {
+        prefix + name: _estimator_distribution(distribution)
+        for name, distribution in space.distributions().items()
+        if names is None or name in names
+    }
+
+
+def _estimator_knowledge_base(space: SearchSpace, prefix: str):
+    """The space's pretrained knowledge base with its trials keyed and valued as the estimator's parameters."""
+    from autometa.hpo.knowledge_base import KnowledgeBase
+
+    return KnowledgeBase(_estimator_tasks(space.name, prefix))
+
+
+@functools.lru_cache(maxsize=16)
+def _estimator_tasks(name: str, prefix: str) -> tuple:
+    from autometa.hpo.knowledge_base import Task, TrialRecord
+    from autometa.hpo.pretrained import load_pretrained
+
+    space = get_space(name)
+    names = space.estimator_params
+
+    def keep(name):
+        return names is None or name in names
+
+    def record(trial: TrialRecord) -> TrialRecord:
+        return TrialRecord(
+            number=trial.number,
+            state=trial.state,
+            params={prefix + k: _to_estimator(v) for k, v in trial.params.items() if keep(k)},
+            distributions={prefix + k: _estimator_distribution(d) for k, d in trial.distributions.items() if keep(k)},
+            values=trial.values,
+        )
+
+    return tuple(
+        Task(task.name, task.directions, tuple(record(t) for t in task.trials), task.descriptor)
+        for task in load_pretrained(name)
+    )
+
+
+def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
+    if isinstance(distribution, FloatDistribution):
+        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step,
+                                   log=distribution.log)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step,
+                                 log=distribution.log)
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    raise TypeError(f"unsupported distribution for {name!r}: {distribution!r}")
+
+
+def _estimator_has(attr: str):
+    """Whether the refit best estimator, or before fit the estimator, has ``attr``."""
+
+    def check(self):
+        estimator = self.best_estimator_ if hasattr(self, "best_estimator_") else self.estimator
+        getattr(estimator, attr)
+        return True
+
+    return check
+
+
+class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """Hyperparameter search warm-started from earlier studies, as one scikit-learn estimator.
+
+    ``fit`` runs an Optuna study of ``n_trials`` configurations of
+    ``estimator``, each scored by cross-validation on the training data, then
+    refits the configuration the sampler believes best on all of it. The
+    fitted attributes are :class:`~sklearn.model_selection.GridSearchCV`'s.
+
+    **What is tuned.** An estimator of one of the search spaces of
+    :mod:`autometa.hpo.spaces` (``HistGradientBoostingClassifier``,
+    ``RandomForestClassifier``, ``SVC``, ``LogisticRegression``,
+    ``lightgbm.LGBMClassifier``, ``xgboost.XGBClassifier`` and their
+    regressors), alone or as the last step of a ``Pipeline``, is tuned on the
+    space's parameters that it has. With a pretrained knowledge base for the
+    space, the search is a :class:`~autometa.hpo.MetaLearnedSampler`: its
+    first trials are the configurations that did best on the earlier data
+    sets most similar to this one (by meta-features of ``(X, y)``), later
+    ones come from its meta-learned surrogate. Without one, Optuna's
+    ``TPESampler``. ``param_distributions`` adds parameters, or replaces the
+    space's distribution of one; any estimator can be tuned that way.
+
+    **The incumbent.** A cross-validated score is a noisy estimate, and the
+    best of many noisy estimates is optimistic: ``best_index_`` is the trial
+    :meth:`MetaLearnedSampler.best_trial <autometa.hpo.MetaLearnedSampler.best_trial>`
+    believes best once its surrogate has conditioned on the study (a
+    configuration whose neighbours also scored well beats a lone lucky
+    score), and the trial of best mean score otherwise.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        The model to tune; cloned, never modified.
+    n_trials : int or None, default=20
+        Configurations to try in this ``fit``; None runs until ``timeout``.
+    cv : int, cross-validation generator or iterable, default=5
+        As in ``GridSearchCV`` (stratified folds for classifiers). Every
+        trial is scored on the same folds.
+    scoring : str, callable or None, default=None
+        One scikit-learn scorer (greater is better); None: the estimator's
+        ``score``. Several metrics are not supported.
+    refit : bool or callable, default=True
+        Refit the best configuration on the whole data. A callable takes
+        ``cv_results_`` and returns ``best_index_`` (then, as in
+        ``GridSearchCV``, there is no ``best_score_``).
+    n_jobs : int, default=1
+        Trials run in parallel threads (Optuna's ``n_jobs``); -1: one per CPU.
+    timeout : float or None, default=None
+        Stop starting trials after this many seconds.
+    storage : str, optuna.storages.BaseStorage or None, default=None
+        Optuna storage of the study; None keeps it in memory. Processes that
+        fit with the same RDB storage and ``study_name`` share one study:
+        each sees every worker's trials, in ``cv_results_`` too.
+    study_name : str or None, default=None
+        The study's name; an existing study of that name is continued.
+    random_state : int or None, default=None
+        Seeds the sampler.
+    search_space : str or None, default=None
+        A name of :data:`autometa.hpo.spaces.SEARCH_SPACES` whose parameters
+        (and knowledge base) to use; None recognises the estimator's class.
+    param_distributions : dict of str to optuna.distributions.BaseDistribution or None, default=None
+        More parameters to tune, keyed like ``estimator.set_params``.
+    error_score : "raise" or float, default=np.nan
+        The score of a fold whose fit fails; "raise" raises. A trial with a
+        NaN score fails and ranks last.
+    return_train_score : bool, default=False
+        Also score the training folds (``split{i}_train_score`` & co.).
+    verbose : int, default=0
+        0: quiet; 1: a progress bar; 2: also Optuna's log line per trial.
+
+    Attributes
+    ----------
+    best_estimator_ : estimator
+        ``estimator`` with ``best_params_``, refit on all the data (``refit`` set).
+    best_params_ : dict
+        The incumbent's parameters, keyed like ``set_params``.
+    best_score_ : float
+        Its mean cross-validated score (not with a callable ``refit``).
+    best_index_ : int
+        Its row in ``cv_results_``.
+    cv_results_ : dict of numpy arrays
+        One row per finished trial of the study, in trial order, with
+        ``GridSearchCV``'s keys: ``params``, ``param_<name>`` (masked where a
+        trial lacks the parameter), ``split<i>_test_score``,
+        ``mean_test_score``, ``std_test_score``, ``rank_test_score``,
+        ``mean_fit_time``, ``std_fit_time``, ``mean_score_time``,
+        ``std_score_time`` (and the train scores when asked).
+    n_splits_ : int
+        Cross-validation folds.
+    refit_time_ : float
+        Seconds to refit the best estimator.
+    scorer_ : callable
+        The scorer used.
+    multimetric_ : bool
+        Always False.
+    study_ : optuna.Study
+        The study, with every trial's fold scores in its user attrs.
+    search_space_ : str or None
+        The name of the search space used, None for ``param_distributions`` alone.
+    warm_started_ : bool
+        Whether a pretrained knowledge base warm-started the search.
+    classes_ : ndarray
+        The refit classifier's classes.
+    n_features_in_ : int
+        Features seen in ``fit``.
+
+    See Also
+    --------
+    autometa.hpo.MetaLearnedSampler : The sampler, for a study you write yourself.
+    sklearn.model_selection.GridSearchCV : The same interface over a grid.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from autometa import MetaSearchCV
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> search = MetaSearchCV(HistGradientBoostingClassifier(), n_trials=3, cv=3, random_state=0)
+    >>> search.fit(X, y).best_score_ > 0.9  # doctest: +SKIP
+    True
+    >>> search.warm_started_, sorted(search.best_params_)[:2]  # doctest: +SKIP
+    (True, ['class_weight', 'l2_regularization'])
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        n_trials: int | None = 20,
+        cv=5,
+        scoring=None,
+        refit=True,
+        n_jobs: int = 1,
+        timeout: float | None = None,
+        storage=None,
+        study_name: str | None = None,
+        random_state: int | None = None,
+        search_space: str | None = None,
+        param_distributions: Mapping[str, BaseDistribution] | None = None,
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        verbose: int = 0,
+    ):
+        self.estimator = estimator
+        self.n_trials = n_trials
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.timeout = timeout
+        self.storage = storage
+        self.study_name = study_name
+        self.random_state = random_state
+        self.search_space = search_space
+        self.param_distributions = param_distributions
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.verbose = verbose
+
+    # -- setup -------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.n_trials is None:
+            if self.timeout is None:
+                raise ValueError("n_trials=None runs until timeout: set timeout (seconds) or n_trials")
+        elif isinstance(self.n_trials, bool) or not isinstance(self.n_trials, numbers.Integral) or self.n_trials < 1:
+            raise ValueError(f"n_trials must be a positive int or None, got {self.n_trials!r}")
+        if self.timeout is not None and not (isinstance(self.timeout, numbers.Real) and self.timeout > 0):
+            raise ValueError(f"timeout must be positive seconds or None, got {self.timeout!r}")
+        if not (isinstance(self.n_jobs, numbers.Integral) and (self.n_jobs >= 1 or self.n_jobs == -1)):
+            raise ValueError(f"n_jobs must be a positive int or -1, got {self.n_jobs!r}")
+        if not (isinstance(self.refit, bool) or callable(self.refit)):
+            raise TypeError(f"refit must be a bool or a callable taking cv_results_, got {self.refit!r}")
+        if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Real)):
+            raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
+        if self.random_state is not None and (
+            isinstance(self.random_state, bool) or not isinstance(self.random_state, numbers.Integral)
+        ):
+            raise TypeError(f"random_state must be an int or None, got {self.random_state!r}")
+
+    def _space(self) -> SearchSpace | None:
+        if self.search_space is not None:
+            return get_space(self.search_space)
+        return recognise(self.estimator)
+
+    def _distributions(self, space: SearchSpace | None) -> dict[str, BaseDistribution]:
+        """Every parameter to tune, keyed like ``set_params``; raises for unknown names."""
+        _, prefix = _final_step(self.estimator)
+        distributions = _space_distributions(space, prefix) if space is not None else {}
+        extra = dict(self.param_distributions or {})
+        for name, distribution in extra.items():
+            if not isinstance(distribution, BaseDistribution):
+                raise TypeError(
+                    f"param_distributions[{name!r}] must be an Optuna distribution (e.g. "
+                    f"optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)), got {distribution!r}"
+                )
+        distributions.update(extra)
+        if not distributions:
+            known = ", ".join(sorted(space.estimator.rpartition(".")[2] for space in SEARCH_SPACES.values()))
+            raise ValueError(
+                f"MetaSearchCV has no search space for {type(_final_step(self.estimator)[0]).__name__}: pass "
+                f"param_distributions (Optuna distributions keyed like set_params), or tune one of {known}"
+            )
+        valid = self.estimator.get_params(deep=True)
+        unknown = sorted(name for name in distributions if name not in valid)
+        if unknown:
+            raise ValueError(
+                f"{type(self.estimator).__name__} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are {', '.join(sorted(valid))}"
+            )
+        return distributions
+
+    def _scorer(self):
+        if self.scoring is not None and not isinstance(self.scoring, str) and not callable(self.scoring):
+            raise ValueError(
+                f"scoring must be one scorer name or callable; several metrics are not supported, got {self.scoring!r}"
+            )
+        try:
+            return check_scoring(self.estimator, scoring=self.scoring)
+        except ValueError as error:
+            raise ValueError(f"unknown scoring {self.scoring!r}: use a scikit-learn scorer name ({error})") from None
+
+    def _sampler(self, space: SearchSpace | None, X, y):
+        from autometa.hpo.pretrained import pretrained_descriptor, pretrained_names
+
+        seed = self.random_state
+        if space is None or space.name not in pretrained_names():
+            return optuna.samplers.TPESampler(seed=seed), False
+        from autometa.hpo.sampler import MetaLearnedSampler
+
+        _, prefix = _final_step(self.estimator)
+        try:
+            target = y if hasattr(y, "iloc") else np.asarray(y)
+            descriptor = pretrained_descriptor(space.name, X if hasattr(X, "iloc") else np.asarray(X),
+                                               target.reshape(len(target), -1)[:, 0] if target.ndim > 1 else target)
+        except Exception as error:  # noqa: BLE001 - a descriptor is a hint; the search works without one
+            warnings.warn(
+                f"could not describe the data ({type(error).__name__}: {error}); the warm start serves "
+                "every earlier data set equally",
+                stacklevel=3,
+            )
+            descriptor = None
+        return MetaLearnedSampler(_estimator_knowledge_base(space, prefix), descriptor=descriptor, seed=seed), True
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, X, y=None, *, groups=None, **fit_params):
+        """Tune ``estimator`` on ``(X, y)`` and refit the best configuration.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or None
+        groups : array-like of shape (n_samples,) or None
+            Group labels for a group-aware ``cv`` splitter.
+        **fit_params
+            Passed to the estimator's ``fit`` in every fold and in the refit.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        with _optuna_log_level(optuna.logging.INFO if self.verbose >= 2 else optuna.logging.WARNING):
+            return self._fit(X, y, groups, fit_params)
+
+    def _fit(self, X, y, groups, fit_params):
+        if y is None and _requires_y(self.estimator):
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        space = self._space()
+        distributions = self._distributions(space)
+        self.scorer_ = self._scorer()
+        self.multimetric_ = False
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        splits = list(cv.split(X, y, groups))
+        self.n_splits_ = len(splits)
+        sampler, self.warm_started_ = self._sampler(space, X, y)
+        self.search_space_ = None if space is None else space.name
+
+        study = optuna.create_study(
+            storage=self.storage, sampler=sampler, study_name=self.study_name, direction="maximize",
+            load_if_exists=True,
+        )
+        objective = _Objective(self.estimator, distributions, X, y, splits, self.scorer_, fit_params,
+                               self.error_score, self.return_train_score)
+        study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout, n_jobs=self.n_jobs,
+                       catch=() if self.error_score == "raise" else (ValueError,), show_progress_bar=self.verbose >= 1)
+        self.study_ = study
+
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+        self.cv_results_ = _cv_results(trials, self.n_splits_, self.return_train_score)
+        if not any(t.state == TrialState.COMPLETE for t in trials):
+            errors = sorted({t.user_attrs.get(_ERROR_KEY, "no score") for t in trials})
+            raise ValueError(f"every trial failed, e.g.: {errors[0]}; set error_score='raise' to see the traceback")
+        if callable(self.refit):
+            self.best_index_ = int(self.refit(self.cv_results_))
+        else:
+            incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
+            self.best_index_ = next(i for i, t in enumerate(trials) if t.number == incumbent.number)
+            self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
+        if self.refit:
+            start = time.perf_counter()
+            self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
+            self.best_estimator_.fit(X, y, **fit_params)
+            self.refit_time_ = time.perf_counter() - start
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        n_features = getattr(X, "shape", (None, None))
+        if len(n_features) > 1 and n_features[1] is not None:
+            self.n_features_in_ = int(n_features[1])
+        return self
+
+    # -- the refit best estimator ------------------------------------------------------
+    def _check_refit(self, method: str):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        if not self.refit:
+            raise AttributeError(
+                f"{method} is available only after refitting on the best parameters; fit with refit=True"
+            )
+        return self.best_estimator_
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """``best_estimator_.predict(X)``."""
+        return self._check_refit("predict").predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """``best_estimator_.predict_proba(X)``."""
+        return self._check_refit("predict_proba").predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """``best_estimator_.predict_log_proba(X)``."""
+        return self._check_refit("predict_log_proba").predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """``best_estimator_.decision_function(X)``."""
+        return self._check_refit("decision_function").decision_function(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """``best_estimator_.transform(X)``."""
+        return self._check_refit("transform").transform(X)
+
+    @available_if(_estimator_has("inverse_transform"))
+    def inverse_transform(self, X):
+        """``best_estimator_.inverse_transform(X)``."""
+        return self._check_refit("inverse_transform").inverse_transform(X)
+
+    @available_if(_estimator_has("score_samples"))
+    def score_samples(self, X):
+        """``best_estimator_.score_samples(X)``."""
+        return self._check_refit("score_samples").score_samples(X)
+
+    def score(self, X, y=None):
+        """The search's scorer (``scoring``) of the refit best estimator on ``(X, y)``."""
+        return self.scorer_(self._check_refit("score"), X, y)
+
+    @property
+    def classes_(self):
+        return self._check_refit("classes_").classes_
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        sub = get_tags(self.estimator)
+        tags.estimator_type = sub.estimator_type
+        tags.classifier_tags = sub.classifier_tags
+        tags.regressor_tags = sub.regressor_tags
+        tags.input_tags.pairwise = sub.input_tags.pairwise
+        tags.input_tags.sparse = sub.input_tags.sparse
+        tags.input_tags.allow_nan = sub.input_tags.allow_nan
+        tags.target_tags.required = sub.target_tags.required
+        tags.target_tags.multi_output = sub.target_tags.multi_output
+        tags.target_tags.single_output = sub.target_tags.single_output
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"pairwise": getattr(self.estimator, "_pairwise", False)}
+
+    @property
+    def _estimator_type(self):  # scikit-learn < 1.6
+        return getattr(self.estimator, "_estimator_type", None)
+
+
+_ERROR_KEY = "autometa:error"
+
+
+@contextlib.contextmanager
+def _optuna_log_level(level: int):
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def _requires_y(estimator) -> bool:
+    try:
+        from sklearn.utils import get_tags
+    except ImportError:  # scikit-learn < 1.6
+        return is_classifier(estimator) or getattr(estimator, "_estimator_type", None) == "regressor"
+    return get_tags(estimator).target_tags.required
+
+
+class _Objective:
+    """One trial: the configuration's cross-validated scores, kept in the trial's user attrs."""
+
+    def __init__(self, estimator, distributions, X, y, splits, scorer, fit_params, error_score, return_train_score):
+        self.estimator = estimator
+        self.distributions = distributions
+        self.X, self.y = X, y
+        self.splits = splits
+        self.scorer = scorer
+        self.fit_params = fit_params
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = {name: _suggest(trial, name, d) for name, d in self.distributions.items()}
+        model = clone(self.estimator).set_params(**params)
+        try:
+            scores = cross_validate(
+                model, self.X, self.y, cv=self.splits, scoring=self.scorer, params=self.fit_params or None,
+                error_score=self.error_score, return_train_score=self.return_train_score, n_jobs=1,
+            )
+        except ValueError as error:  # every fold failed
+            trial.set_user_attr(_ERROR_KEY, f"{type(error).__name__}: {error}")
+            raise
+        record = {key: [float(v) for v in scores[key]] for key in _SCORE_NAMES if key in scores}
+        trial.set_user_attr(_SCORES_KEY, record)
+        value = float(np.mean(scores["test_score"]))
+        if not np.isfinite(value):
+            trial.set_user_attr(_ERROR_KEY, f"non-finite mean score (fold scores {record['test_score']})")
+            return float("nan")
+        return value
+
+
+def _cv_results(trials, n_splits: int, return_train_score: bool) -> dict[str, Any]:
+    """``GridSearchCV``'s ``cv_results_`` for the finished ``trials`` (one row each)."""
+    n = len(trials)
+    results: dict[str, Any] = {}
+    nan = [float("nan")] * n_splits
+
+    def folds(trial, key):
+        values = trial.user_attrs.get(_SCORES_KEY, {}).get(key, nan)
+        return values if len(values) == n_splits else nan
+
+    for key, name in (("fit_time", "fit_time"), ("score_time", "score_time")):
+        matrix = np.array([folds(t, key) for t in trials], dtype=float).reshape(n, n_splits)
+        results[f"mean_{name}"] = matrix.mean(axis=1)
+        results[f"std_{name}"] = matrix.std(axis=1)
+    names = sorted({name for t in trials for name in t.params})
+    for name in names:
+        column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
+        for i, t in enumerate(trials):
+            if name in t.params:
+                column[i] = t.params[name]
+        results[f"param_{name}"] = column
+    results["params"] = [dict(t.params) for t in trials]
+    for split in ("test", "train") if return_train_score else ("test",):
+        matrix = np.array([folds(t, f"{split}_score") for t in trials], dtype=float).reshape(n, n_splits)
+        for i in range(n_splits):
+            results[f"split{i}_{split}_score"] = matrix[:, i]
+        mean = matrix.mean(axis=1)
+        results[f"mean_{split}_score"] = mean
+        results[f"std_{split}_score"] = matrix.std(axis=1)
+        if split == "test":
+            results["rank_test_score"] = _rank(mean)
+    return results
+
+
+def _rank(mean: np.ndarray) -> np.ndarray:
+    """1 for the best mean score, ties sharing the lowest rank, NaN last (as ``GridSearchCV``)."""
+    filled = np.where(np.isnan(mean), -np.inf, mean)
+    order = np.sort(filled)[::-1]
+    return np.searchsorted(-order, -filled, side="left").astype(np.int32) + 1

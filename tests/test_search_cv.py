@@ -1,0 +1,262 @@
+"""MetaSearchCV: GridSearchCV's interface, warm-started from the shipped knowledge bases."""
+
+import pickle
+import warnings
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import (
+    CategoricalDistribution,
+    IntDistribution,
+)
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import check_estimator
+
+from autometa import MetaSearchCV
+from autometa.hpo.pretrained import load_pretrained
+from autometa.hpo.search_cv import recognise
+from autometa.hpo.spaces import SEARCH_SPACES
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return X[::3], y[::3]
+
+
+def _grid_search_study(grid: dict[str, list]):
+    """An in-memory study with every point of ``grid`` enqueued, in GridSearchCV's order."""
+    from sklearn.model_selection import ParameterGrid
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="grid", direction="maximize")
+    points = list(ParameterGrid(grid))
+    for point in points:
+        study.enqueue_trial(point)
+    return storage, points
+
+
+def test_attributes_match_grid_search_on_the_same_grid(cancer):
+    X, y = cancer
+    grid = {"C": [0.01, 0.1, 1.0, 10.0]}
+    estimator = make_pipeline(StandardScaler(), LogisticRegression())
+    keyed = {"logisticregression__C": grid["C"]}
+    storage, points = _grid_search_study(keyed)
+    # the pipeline's LogisticRegression is recognised: its space adds class_weight, fixed here to one choice
+    distributions = {"logisticregression__C": CategoricalDistribution(grid["C"]),
+                     "logisticregression__class_weight": CategoricalDistribution([None])}
+    search = MetaSearchCV(estimator, n_trials=len(points), cv=3, storage=storage, study_name="grid",
+                          param_distributions=distributions, return_train_score=True, random_state=0).fit(X, y)
+    reference = GridSearchCV(estimator, keyed, cv=3, return_train_score=True).fit(X, y)
+
+    ours, theirs = search.cv_results_, reference.cv_results_
+    assert set(theirs) <= set(ours)
+    assert set(ours) - set(theirs) == {"param_logisticregression__class_weight"}
+    for key in theirs:
+        assert len(ours[key]) == len(theirs[key]), key
+    for key in ("mean_test_score", "std_test_score", "split0_test_score", "split2_test_score",
+                "mean_train_score", "split1_train_score", "rank_test_score"):
+        np.testing.assert_allclose(ours[key], theirs[key], err_msg=key)
+    assert ours["rank_test_score"].dtype == theirs["rank_test_score"].dtype
+    assert isinstance(ours["param_logisticregression__C"], np.ma.MaskedArray)
+    assert list(ours["param_logisticregression__C"]) == list(theirs["param_logisticregression__C"])
+    assert [p["logisticregression__C"] for p in ours["params"]] == [p["logisticregression__C"] for p in theirs["params"]]
+    # TPE (no surrogate yet) keeps the best mean score, as GridSearchCV does
+    assert search.best_index_ == reference.best_index_
+    assert search.best_score_ == pytest.approx(reference.best_score_)
+    assert search.best_params_["logisticregression__C"] == reference.best_params_["logisticregression__C"]
+    assert search.n_splits_ == reference.n_splits_ == 3
+    assert search.refit_time_ > 0 and search.multimetric_ is False
+    np.testing.assert_array_equal(search.predict(X), reference.predict(X))
+    np.testing.assert_allclose(search.predict_proba(X), reference.predict_proba(X))
+    np.testing.assert_allclose(search.decision_function(X), reference.decision_function(X))
+    assert search.score(X, y) == pytest.approx(reference.score(X, y))
+    np.testing.assert_array_equal(search.classes_, reference.classes_)
+    assert search.n_features_in_ == reference.n_features_in_ == X.shape[1]
+
+
+def test_recognised_estimator_is_warm_started_from_its_knowledge_base(cancer):
+    X, y = cancer
+    search = MetaSearchCV(make_pipeline(StandardScaler(), SVC()), n_trials=3, cv=3, random_state=0).fit(X, y)
+    assert search.search_space_ == "svc" and search.warm_started_
+    assert sorted(search.best_params_) == ["svc__C", "svc__class_weight", "svc__gamma"]
+    first = search.study_.trials[0]
+    assert first.user_attrs["autometa:warm_start"] is True
+    source = load_pretrained("svc")[first.user_attrs["autometa:source_task"]]
+    record = next(t for t in source.trials if t.number == first.user_attrs["autometa:source_trial"])
+    assert first.params["svc__C"] == record.params["C"] and first.params["svc__gamma"] == record.params["gamma"]
+    assert first.params["svc__class_weight"] == (None if record.params["class_weight"] == "none" else "balanced")
+    assert search.best_score_ > 0.9
+
+
+def test_parameters_the_estimator_lacks_are_left_out_of_the_space(cancer):
+    # logistic_regression's space also chooses a scaler, which LogisticRegression has not
+    X, y = cancer
+    search = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=2, cv=2, random_state=0).fit(X, y)
+    assert sorted(search.best_params_) == ["C", "class_weight"]
+    assert search.warm_started_
+
+
+def test_param_distributions_tune_any_estimator_with_tpe():
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    search = MetaSearchCV(KNeighborsClassifier(), n_trials=6, cv=3, random_state=0,
+                          param_distributions={"n_neighbors": IntDistribution(1, 15)}).fit(X, y)
+    assert search.search_space_ is None and not search.warm_started_
+    assert isinstance(search.study_.sampler, optuna.samplers.TPESampler)
+    assert len(search.cv_results_["params"]) == 6
+    assert 1 <= search.best_params_["n_neighbors"] <= 15
+
+
+def test_regressor_without_knowledge_base_uses_its_space_with_tpe():
+    X, y = load_diabetes(return_X_y=True)
+    search = MetaSearchCV(Ridge(), n_trials=4, cv=3, random_state=0).fit(X, y)
+    assert search.search_space_ == "ridge" and not search.warm_started_
+    assert list(search.best_params_) == ["alpha"]
+    assert search.score(X, y) == pytest.approx(search.best_estimator_.score(X, y))
+
+
+def test_same_seed_same_search_and_nested_cross_validation(cancer):
+    X, y = cancer
+    a = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=3, cv=3, random_state=1).fit(X, y)
+    b = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=3, cv=3, random_state=1).fit(X, y)
+    assert a.cv_results_["params"] == b.cv_results_["params"]
+    scores = cross_val_score(MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=2, cv=2, random_state=0),
+                             X, y, cv=2)
+    assert scores.shape == (2,) and (scores > 0.8).all()
+
+
+def test_clone_pickle_and_pipeline(cancer):
+    X, y = cancer
+    search = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=2, cv=2, random_state=0)
+    assert clone(search).get_params()["n_trials"] == 2
+    pipe = Pipeline([("scale", StandardScaler()), ("search", search)]).fit(X, y)
+    restored = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_array_equal(restored.predict(X), pipe.predict(X))
+    assert restored.named_steps["search"].best_params_ == pipe.named_steps["search"].best_params_
+
+
+def test_pandas_input_keeps_feature_names(cancer):
+    X, y = cancer
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    search = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=2, cv=2, random_state=0).fit(frame, pd.Series(y))
+    assert list(search.feature_names_in_) == list(frame.columns)
+    assert search.predict(frame).shape == (len(frame),)
+
+
+def test_refit_false_and_callable_refit(cancer):
+    X, y = cancer
+    search = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0, refit=False).fit(X, y)
+    assert not hasattr(search, "best_estimator_") and "alpha" in search.best_params_
+    with pytest.raises(AttributeError, match="refit=True"):
+        search.predict(X)
+    lowest = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0,
+                          refit=lambda results: int(np.argmin(results["mean_test_score"]))).fit(X, y)
+    assert lowest.best_index_ == int(np.argmin(lowest.cv_results_["mean_test_score"]))
+    assert not hasattr(lowest, "best_score_") and hasattr(lowest, "best_estimator_")
+
+
+def test_failed_trials_rank_last_and_error_score_raise():
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    # 2-fold training parts hold 30 rows: 40 neighbours fail, the others count
+    distributions = {"n_neighbors": CategoricalDistribution([3, 40]), "weights": CategoricalDistribution(["uniform"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = MetaSearchCV(KNeighborsClassifier(), n_trials=10, cv=2, random_state=0,
+                              param_distributions=distributions).fit(X, y)
+    results = search.cv_results_
+    failed = np.array([p["n_neighbors"] == 40 for p in results["params"]])
+    assert failed.any() and (~failed).any()
+    assert np.isnan(results["mean_test_score"][failed]).all()
+    assert results["rank_test_score"][failed].min() > results["rank_test_score"][~failed].max()
+    assert search.best_params_["n_neighbors"] == 3
+    with pytest.raises(ValueError, match="n_neighbors"):
+        MetaSearchCV(KNeighborsClassifier(), n_trials=10, cv=2, random_state=0, error_score="raise",
+                     param_distributions=distributions).fit(X, y)
+
+
+def test_n_jobs_and_shared_storage(tmp_path, cancer):
+    X, y = cancer
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = MetaSearchCV(Ridge(), n_trials=4, cv=2, random_state=0, n_jobs=2, storage=storage,
+                         study_name="ridge").fit(X, y)
+    assert len(first.cv_results_["params"]) == 4
+    # a second worker on the same storage continues the study and sees every trial
+    second = MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=1, storage=storage, study_name="ridge").fit(X, y)
+    assert len(second.cv_results_["params"]) == 6
+    assert second.best_score_ >= first.best_score_
+
+
+def test_clear_errors(cancer):
+    X, y = cancer
+    with pytest.raises(ValueError, match="no search space for KNeighborsClassifier: pass param_distributions"):
+        MetaSearchCV(KNeighborsClassifier(), n_trials=2).fit(X, y)
+    with pytest.raises(ValueError, match="has no parameter 'n_neighbours'"):
+        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbours": IntDistribution(1, 5)}).fit(X, y)
+    with pytest.raises(TypeError, match="must be an Optuna distribution"):
+        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbors": [1, 3, 5]}).fit(X, y)
+    with pytest.raises(ValueError, match="unknown scoring 'acuracy'"):
+        MetaSearchCV(Ridge(), scoring="acuracy").fit(X, y)
+    with pytest.raises(ValueError, match="several metrics are not supported"):
+        MetaSearchCV(Ridge(), scoring=["r2", "neg_mean_squared_error"]).fit(X, y)
+    with pytest.raises(ValueError, match="n_trials must be a positive int"):
+        MetaSearchCV(Ridge(), n_trials=0).fit(X, y)
+    with pytest.raises(ValueError, match="set timeout"):
+        MetaSearchCV(Ridge(), n_trials=None).fit(X, y)
+    with pytest.raises(ValueError, match="unknown search space 'catboost'"):
+        MetaSearchCV(Ridge(), search_space="catboost").fit(X, y)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        MetaSearchCV(Ridge()).fit(X, None)
+
+
+def test_recognise_every_space_and_subclasses():
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("xgboost")
+    for name, space in SEARCH_SPACES.items():
+        assert recognise(space.estimator_class()()).name == name
+
+    class MyForest(RandomForestRegressor):
+        pass
+
+    assert recognise(MyForest()).name == "random_forest_regressor"
+    assert recognise(make_pipeline(StandardScaler(), make_pipeline(HistGradientBoostingClassifier()))).name == (
+        "hist_gradient_boosting"
+    )
+    assert recognise(KNeighborsClassifier()) is None
+
+
+def test_lightgbm_is_warm_started_when_its_knowledge_base_ships(cancer):
+    lightgbm = pytest.importorskip("lightgbm")
+    X, y = cancer
+    search = MetaSearchCV(lightgbm.LGBMClassifier(verbosity=-1, n_jobs=1), n_trials=2, cv=2, random_state=0)
+    search.fit(X, y)
+    assert search.search_space_ == "lightgbm"
+    from autometa.hpo.pretrained import pretrained_names
+
+    assert search.warm_started_ == ("lightgbm" in pretrained_names())
+    assert set(search.best_params_) == {"learning_rate", "n_estimators", "num_leaves", "min_child_samples",
+                                        "reg_lambda", "colsample_bytree", "class_weight"}
+
+
+@pytest.mark.parametrize("estimator", [LogisticRegression(), Ridge()], ids=["warm-started", "tpe"])
+def test_check_estimator(estimator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_estimator(MetaSearchCV(estimator, n_trials=2, cv=2, random_state=0, error_score="raise"))
+
+
+def test_custom_cv_splitter_and_groups(cancer):
+    X, y = cancer
+    search = MetaSearchCV(Ridge(), n_trials=2, cv=KFold(4, shuffle=True, random_state=0), random_state=0).fit(X, y)
+    assert search.n_splits_ == 4 and "split3_test_score" in search.cv_results_
