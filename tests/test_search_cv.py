@@ -260,3 +260,17 @@ def test_custom_cv_splitter_and_groups(cancer):
     X, y = cancer
     search = MetaSearchCV(Ridge(), n_trials=2, cv=KFold(4, shuffle=True, random_state=0), random_state=0).fit(X, y)
     assert search.n_splits_ == 4 and "split3_test_score" in search.cv_results_
+
+
+def test_own_knowledge_base_replaces_the_shipped_one(cancer):
+    from autometa.hpo.knowledge_base import KnowledgeBase
+
+    X, y = cancer
+    kept = [task for task in load_pretrained("svc") if "breast" not in task.name and "wdbc" not in task.name]
+    search = MetaSearchCV(SVC(), n_trials=3, cv=2, random_state=0, knowledge_base=KnowledgeBase(kept)).fit(X, y)
+    names = {task.name for task in kept}
+    sources = [t.user_attrs["autometa:source_task"] for t in search.study_.trials]
+    assert search.warm_started_ and set(sources) <= names
+    with pytest.raises(ValueError, match="knowledge_base needs a search space"):
+        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbors": IntDistribution(1, 5)},
+                     knowledge_base=KnowledgeBase(kept)).fit(X, y)

@@ -104,10 +104,15 @@ def _estimator_knowledge_base(space: SearchSpace, prefix: str):
 
 @functools.lru_cache(maxsize=16)
 def _estimator_tasks(name: str, prefix: str) -> tuple:
-    from autometa.hpo.knowledge_base import Task, TrialRecord
     from autometa.hpo.pretrained import load_pretrained
 
-    space = get_space(name)
+    return tuple(_rename(tuple(load_pretrained(name)), get_space(name), prefix))
+
+
+def _rename(tasks: tuple, space: SearchSpace, prefix: str):
+    """A knowledge base of ``tasks`` with the trials keyed and valued as the estimator's parameters."""
+    from autometa.hpo.knowledge_base import KnowledgeBase, Task, TrialRecord
+
     names = space.estimator_params
 
     def keep(name):
@@ -122,9 +127,8 @@ def _estimator_tasks(name: str, prefix: str) -> tuple:
             values=trial.values,
         )
 
-    return tuple(
-        Task(task.name, task.directions, tuple(record(t) for t in task.trials), task.descriptor)
-        for task in load_pretrained(name)
+    return KnowledgeBase(
+        Task(task.name, task.directions, tuple(record(t) for t in task.trials), task.descriptor) for task in tasks
     )
 
 
@@ -212,6 +216,11 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         (and knowledge base) to use; None recognises the estimator's class.
     param_distributions : dict of str to optuna.distributions.BaseDistribution or None, default=None
         More parameters to tune, keyed like ``estimator.set_params``.
+    knowledge_base : KnowledgeBase or None, default=None
+        The earlier studies to warm-start from, instead of the shipped ones:
+        studies of the search space (``autometa kb build``; keyed by the
+        space's parameter names), e.g. on your own data sets. None: the
+        pretrained knowledge base of the space, if one ships.
     error_score : "raise" or float, default=np.nan
         The score of a fold whose fit fails; "raise" raises. A trial with a
         NaN score fails and ranks last.
@@ -289,6 +298,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: int | None = None,
         search_space: str | None = None,
         param_distributions: Mapping[str, BaseDistribution] | None = None,
+        knowledge_base=None,
         error_score: Any = np.nan,
         return_train_score: bool = False,
         verbose: int = 0,
@@ -305,6 +315,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.search_space = search_space
         self.param_distributions = param_distributions
+        self.knowledge_base = knowledge_base
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.verbose = verbose
@@ -375,15 +386,28 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         from autometa.hpo.pretrained import pretrained_descriptor, pretrained_names
 
         seed = self.random_state
-        if space is None or space.name not in pretrained_names():
+        shipped = space is not None and space.name in pretrained_names()
+        if space is None or (self.knowledge_base is None and not shipped):
+            if self.knowledge_base is not None:
+                raise ValueError("knowledge_base needs a search space: pass search_space, or tune an estimator "
+                                 "that MetaSearchCV recognises")
             return optuna.samplers.TPESampler(seed=seed), False
+        from autometa.hpo.metafeatures import compute_metafeatures
         from autometa.hpo.sampler import MetaLearnedSampler
 
         _, prefix = _final_step(self.estimator)
+        if self.knowledge_base is None:
+            knowledge_base = _estimator_knowledge_base(space, prefix)
+        else:
+            knowledge_base = _rename(tuple(self.knowledge_base), space, prefix)
         try:
             target = y if hasattr(y, "iloc") else np.asarray(y)
-            descriptor = pretrained_descriptor(space.name, X if hasattr(X, "iloc") else np.asarray(X),
-                                               target.reshape(len(target), -1)[:, 0] if target.ndim > 1 else target)
+            target = target.reshape(len(target), -1)[:, 0] if target.ndim > 1 else target
+            features = X if hasattr(X, "iloc") else np.asarray(X)
+            if shipped:  # described as the shipped knowledge base's data sets were (subsampled alike)
+                descriptor = pretrained_descriptor(space.name, features, target)
+            else:
+                descriptor = compute_metafeatures(features, target, task=space.task)
         except Exception as error:  # noqa: BLE001 - a descriptor is a hint; the search works without one
             warnings.warn(
                 f"could not describe the data ({type(error).__name__}: {error}); the warm start serves "
@@ -391,7 +415,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
                 stacklevel=3,
             )
             descriptor = None
-        return MetaLearnedSampler(_estimator_knowledge_base(space, prefix), descriptor=descriptor, seed=seed), True
+        return MetaLearnedSampler(knowledge_base, descriptor=descriptor, seed=seed), True
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, X, y=None, *, groups=None, **fit_params):
