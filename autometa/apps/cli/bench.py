@@ -15,7 +15,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, benchmark, co
 
 def register(commands) -> None:
     """Add ``bench`` and its benchmarks to ``commands``, the subparsers of ``autometa``."""
-    from benchmarks import sampler_overhead
+    from benchmarks import sampler_overhead, search_cv_pmlb
     from benchmarks import soak as soak_bench
 
     bench = commands.add_parser("bench", help="reproducible benchmarks").add_subparsers(
@@ -90,6 +90,11 @@ def register(commands) -> None:
     overhead = bench.add_parser("sampler-overhead", help="seconds per trial: MetaLearnedSampler against TPE")
     sampler_overhead.add_arguments(overhead)
     overhead.set_defaults(func=benchmark(sampler_overhead.main))
+
+    search_cv = bench.add_parser("search-cv", help="MetaSearchCV against OptunaSearchCV, LightGBMTunerCV and the "
+                                                   "untuned default on held-out PMLB data sets")
+    search_cv_pmlb.add_arguments(search_cv)
+    search_cv.set_defaults(func=benchmark(search_cv_pmlb.main))
 
     soak = bench.add_parser("soak", help="many workers on one Optuna storage with MetaLearnedSampler: throughput, errors")
     soak_bench.add_arguments(soak)

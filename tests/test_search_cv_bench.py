@@ -1,0 +1,50 @@
+"""`autometa bench search-cv`: MetaSearchCV against the other tuners on held-out data sets, resumable."""
+
+import json
+
+import pytest
+
+from benchmarks.search_cv_pmlb import report, run
+from tests.test_hpo_pmlb import write_pmlb
+
+pytest.importorskip("pmlb", reason="the benchmark reads PMLB's cache layout through the pmlb package")
+
+
+def test_tiny_benchmark_runs_every_contender_and_resumes(tmp_path, capsys):
+    pytest.importorskip("optuna_integration")
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (80, 3), "beta": (90, 4)})
+    cache = tmp_path / "runs.jsonl"
+    contenders = ["default", "meta@2", "optuna@2"]
+    result = run(estimator="hist_gradient_boosting", data_dir=data_dir, datasets=["alpha1", "beta"],
+                 contenders=contenders, max_rows=None, cv=2, cache=cache, verbose=False)
+    runs = result["runs"]
+    assert len(runs) == 6 and {r["contender"] for r in runs} == set(contenders)
+    assert all(0.0 <= r["test"] <= 1.0 and r["wall_s"] >= 0 for r in runs)
+    assert [r["fits"] for r in runs if r["dataset"] == "alpha1"] == [1, 5, 5]
+    # the warm start never sees the target or its near-duplicates (PMLB's real ones here)
+    meta = [r for r in runs if r["contender"] == "meta@2"]
+    assert all(r["left_out"] == [] for r in meta)
+    out = capsys.readouterr().out
+    assert "| meta@2 |" in out and "wins / ties / losses" in out and "worse than the untuned default" in out
+    assert len(cache.read_text().splitlines()) == 6
+    # a rerun with the same cache runs nothing again and reports the same numbers
+    again = run(estimator="hist_gradient_boosting", data_dir=data_dir, datasets=["alpha1", "beta"],
+                contenders=contenders, max_rows=None, cv=2, cache=cache, verbose=False)
+    assert [r["test"] for r in again["runs"]] == [r["test"] for r in runs]
+    assert len(cache.read_text().splitlines()) == 6
+    assert json.loads(cache.read_text().splitlines()[0])["estimator"] == "hist_gradient_boosting"
+
+
+def test_report_counts_wins_and_default_losses():
+    runs = [{"dataset": d, "seed": 0, "contender": c, "test": t, "fits": 1, "wall_s": 1.0, "cpu_s": 1.0}
+            for d, c, t in [("a", "default", 0.80), ("a", "meta@10", 0.85), ("b", "default", 0.90),
+                            ("b", "meta@10", 0.85), ("c", "default", 0.70), ("c", "meta@10", 0.70)]]
+    lines = report(runs, ["default", "meta@10"], "lightgbm", 5, 1000, 1)
+    assert "| default | -0.0000 | 1 / 1 / 1 | 1.000 |" in lines
+    assert any("on 1 of 3 data sets (33%): b" in line for line in lines)
+
+
+def test_rejects_regression_spaces(tmp_path):
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (40, 2)})
+    with pytest.raises(ValueError, match="search-cv benchmarks classifiers"):
+        run(estimator="ridge", data_dir=data_dir, datasets=["alpha1"], verbose=False)
