@@ -19,7 +19,7 @@ def _run(script: str, *args: str) -> str:
 
 def test_every_example_is_covered_here():
     covered = {"sklearn_pipeline_grid_search.py", "rl2_bandits.py", "build_knowledge_base.py", "fewshot_omniglot.py",
-               "parallel_workers.py", "warm_started_study.py"}
+               "parallel_workers.py", "warm_started_study.py", "tune_any_model.py"}
     assert {p.name for p in (ROOT / "examples").glob("*.py")} == covered
 
 
@@ -36,6 +36,12 @@ def test_parallel_workers_example(tmp_path):
 def test_warm_started_study_example():
     out = _run("warm_started_study.py")
     assert "MetaLearnedSampler.from_pretrained" in out and "TPE" in out
+
+
+def test_tune_any_model_example():
+    out = _run("tune_any_model.py")
+    assert "MetaSearchCV, 2 trials" in out and "GridSearchCV" in out
+    assert "warm-started from the shipped 'hist_gradient_boosting' knowledge base: True" in out
 
 
 def test_rl2_bandits_example():
