@@ -246,3 +246,17 @@ def test_pretrained_descriptor_subsamples_like_the_build_and_feeds_the_sampler()
     assert descriptor["log10_n_rows"] == pytest.approx(np.log10(max_rows), abs=0.01)
     sampler = MetaLearnedSampler(load_pretrained("hist_gradient_boosting"), descriptor=descriptor, n_warm_start=2)
     assert len(sampler.portfolio) == 2
+
+
+def test_pretrained_is_parsed_once_and_each_load_is_independent():
+    from autometa.hpo.knowledge_base import Task
+    from autometa.hpo.pretrained import _parse, load_pretrained, pretrained_info
+
+    first = load_pretrained("svc")
+    first._append(Task("svc:extra", ("maximize",)))
+    info = pretrained_info("svc")
+    info["datasets"].clear()
+    second = load_pretrained("svc")
+    assert "svc:extra" in first.names and "svc:extra" not in second.names
+    assert len(pretrained_info("svc")["datasets"]) == len(second)
+    assert _parse.cache_info().hits >= 1
