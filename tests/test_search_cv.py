@@ -274,3 +274,12 @@ def test_own_knowledge_base_replaces_the_shipped_one(cancer):
     with pytest.raises(ValueError, match="knowledge_base needs a search space"):
         MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbors": IntDistribution(1, 5)},
                      knowledge_base=KnowledgeBase(kept)).fit(X, y)
+
+
+def test_progress_bar_and_optuna_logging_follow_verbose(cancer, capsys):
+    X, y = cancer
+    MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=0, verbose=1).fit(X, y)
+    assert "2/2" in capsys.readouterr().err
+    MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=0).fit(X, y)
+    assert capsys.readouterr().err == ""
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # restored after fit
