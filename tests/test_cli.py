@@ -119,3 +119,18 @@ def test_fewshot_train_distributed_on_two_processes(tmp_path, monkeypatch, algor
     assert result.returncode == 0, result.stderr[:3000]
     assert result.stdout.count("saved ") == 1 and "2 processes" in result.stdout  # rank 0 alone reports and saves
     assert model.exists()
+
+
+def test_commands_switch_on_torch_huge_pages_unless_the_user_chose(monkeypatch):
+    import sys
+
+    from autometa.apps.cli import use_huge_pages_for_torch
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    use_huge_pages_for_torch()
+    import os
+
+    assert os.environ.get("THP_MEM_ALLOC_ENABLE") == ("1" if sys.platform.startswith("linux") else None)
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    use_huge_pages_for_torch()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
