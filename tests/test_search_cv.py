@@ -58,7 +58,8 @@ def test_attributes_match_grid_search_on_the_same_grid(cancer):
     distributions = {"logisticregression__C": CategoricalDistribution(grid["C"]),
                      "logisticregression__class_weight": CategoricalDistribution([None])}
     search = MetaSearchCV(estimator, n_trials=len(points), cv=3, storage=storage, study_name="grid",
-                          param_distributions=distributions, return_train_score=True, random_state=0).fit(X, y)
+                          param_distributions=distributions, return_train_score=True, random_state=0,
+                          include_default=False).fit(X, y)
     reference = GridSearchCV(estimator, keyed, cv=3, return_train_score=True).fit(X, y)
 
     ours, theirs = search.cv_results_, reference.cv_results_
@@ -89,7 +90,8 @@ def test_attributes_match_grid_search_on_the_same_grid(cancer):
 
 def test_recognised_estimator_is_warm_started_from_its_knowledge_base(cancer):
     X, y = cancer
-    search = MetaSearchCV(make_pipeline(StandardScaler(), SVC()), n_trials=3, cv=3, random_state=0).fit(X, y)
+    search = MetaSearchCV(make_pipeline(StandardScaler(), SVC()), n_trials=3, cv=3, random_state=0,
+                          include_default=False).fit(X, y)
     assert search.search_space_ == "svc" and search.warm_started_
     assert sorted(search.best_params_) == ["svc__C", "svc__class_weight", "svc__gamma"]
     first = search.study_.trials[0]
@@ -105,7 +107,7 @@ def test_parameters_the_estimator_lacks_are_left_out_of_the_space(cancer):
     # logistic_regression's space also chooses a scaler, which LogisticRegression has not
     X, y = cancer
     search = MetaSearchCV(LogisticRegression(max_iter=2000), n_trials=2, cv=2, random_state=0).fit(X, y)
-    assert sorted(search.best_params_) == ["C", "class_weight"]
+    assert sorted(search.cv_results_["params"][1]) == ["C", "class_weight"]
     assert search.warm_started_
 
 
@@ -115,15 +117,15 @@ def test_param_distributions_tune_any_estimator_with_tpe():
                           param_distributions={"n_neighbors": IntDistribution(1, 15)}).fit(X, y)
     assert search.search_space_ is None and not search.warm_started_
     assert isinstance(search.study_.sampler, optuna.samplers.TPESampler)
-    assert len(search.cv_results_["params"]) == 6
-    assert 1 <= search.best_params_["n_neighbors"] <= 15
+    assert len(search.cv_results_["params"]) == 6 and len(search.study_.trials) == 5
+    assert all(1 <= p["n_neighbors"] <= 15 for p in search.cv_results_["params"][1:])
 
 
 def test_regressor_without_knowledge_base_uses_its_space_with_tpe():
     X, y = load_diabetes(return_X_y=True)
     search = MetaSearchCV(Ridge(), n_trials=4, cv=3, random_state=0).fit(X, y)
     assert search.search_space_ == "ridge" and not search.warm_started_
-    assert list(search.best_params_) == ["alpha"]
+    assert [list(p) for p in search.cv_results_["params"]] == [[], ["alpha"], ["alpha"], ["alpha"]]
     assert search.score(X, y) == pytest.approx(search.best_estimator_.score(X, y))
 
 
@@ -158,7 +160,8 @@ def test_pandas_input_keeps_feature_names(cancer):
 def test_refit_false_and_callable_refit(cancer):
     X, y = cancer
     search = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0, refit=False).fit(X, y)
-    assert not hasattr(search, "best_estimator_") and "alpha" in search.best_params_
+    assert not hasattr(search, "best_estimator_") and search.best_params_ == search.cv_results_["params"][
+        search.best_index_]
     with pytest.raises(AttributeError, match="refit=True"):
         search.predict(X)
     lowest = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0,
@@ -174,7 +177,7 @@ def test_failed_trials_rank_last_and_error_score_raise():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search = MetaSearchCV(KNeighborsClassifier(), n_trials=10, cv=2, random_state=0,
-                              param_distributions=distributions).fit(X, y)
+                              param_distributions=distributions, include_default=False).fit(X, y)
     results = search.cv_results_
     failed = np.array([p["n_neighbors"] == 40 for p in results["params"]])
     assert failed.any() and (~failed).any()
@@ -191,10 +194,10 @@ def test_n_jobs_and_shared_storage(tmp_path, cancer):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     first = MetaSearchCV(Ridge(), n_trials=4, cv=2, random_state=0, n_jobs=2, storage=storage,
                          study_name="ridge").fit(X, y)
-    assert len(first.cv_results_["params"]) == 4
+    assert len(first.cv_results_["params"]) == 4 and len(first.study_.trials) == 3
     # a second worker on the same storage continues the study and sees every trial
-    second = MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=1, storage=storage, study_name="ridge").fit(X, y)
-    assert len(second.cv_results_["params"]) == 6
+    second = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=1, storage=storage, study_name="ridge").fit(X, y)
+    assert len(second.study_.trials) == 5 and len(second.cv_results_["params"]) == 6
     assert second.best_score_ >= first.best_score_
 
 
@@ -278,8 +281,26 @@ def test_own_knowledge_base_replaces_the_shipped_one(cancer):
 
 def test_progress_bar_and_optuna_logging_follow_verbose(cancer, capsys):
     X, y = cancer
-    MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=0, verbose=1).fit(X, y)
-    assert "2/2" in capsys.readouterr().err
+    MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0, verbose=1).fit(X, y)
+    assert "2/2" in capsys.readouterr().err  # the study's trials, after the estimator as given
     MetaSearchCV(Ridge(), n_trials=2, cv=2, random_state=0).fit(X, y)
     assert capsys.readouterr().err == ""
     assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # restored after fit
+
+
+def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    # a space of bad neighbour counts only: the estimator's own 5 neighbours win
+    bad = {"n_neighbors": IntDistribution(30, 39)}
+    search = MetaSearchCV(KNeighborsClassifier(), n_trials=4, cv=2, random_state=0, param_distributions=bad).fit(X, y)
+    assert search.cv_results_["params"][0] == {} and len(search.study_.trials) == 3
+    assert search.best_index_ == 0 and search.best_params_ == {}
+    assert search.best_estimator_.get_params()["n_neighbors"] == 5
+    assert np.ma.is_masked(search.cv_results_["param_n_neighbors"][0])
+    assert search.best_score_ == search.cv_results_["mean_test_score"].max()
+    good = {"n_neighbors": IntDistribution(1, 3)}
+    worse_default = MetaSearchCV(KNeighborsClassifier(n_neighbors=39), n_trials=4, cv=2, random_state=0,
+                                 param_distributions=good).fit(X, y)
+    assert worse_default.best_index_ > 0 and worse_default.best_params_["n_neighbors"] <= 3
+    only = MetaSearchCV(KNeighborsClassifier(), n_trials=1, cv=2, param_distributions=good).fit(X, y)
+    assert only.best_params_ == {} and len(only.study_.trials) == 0

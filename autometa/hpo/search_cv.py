@@ -158,10 +158,10 @@ def _estimator_has(attr: str):
 class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Hyperparameter search warm-started from earlier studies, as one scikit-learn estimator.
 
-    ``fit`` runs an Optuna study of ``n_trials`` configurations of
-    ``estimator``, each scored by cross-validation on the training data, then
-    refits the configuration the sampler believes best on all of it. The
-    fitted attributes are :class:`~sklearn.model_selection.GridSearchCV`'s.
+    ``fit`` scores ``estimator`` as given and an Optuna study of further
+    configurations, ``n_trials`` in all, each by cross-validation on the
+    training data, then refits the best on all of it. The fitted attributes
+    are :class:`~sklearn.model_selection.GridSearchCV`'s.
 
     **What is tuned.** An estimator of one of the search spaces of
     :mod:`autometa.hpo.spaces` (``HistGradientBoostingClassifier``,
@@ -181,7 +181,8 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     :meth:`MetaLearnedSampler.best_trial <autometa.hpo.MetaLearnedSampler.best_trial>`
     believes best once its surrogate has conditioned on the study (a
     configuration whose neighbours also scored well beats a lone lucky
-    score), and the trial of best mean score otherwise.
+    score), and the trial of best mean score otherwise; the estimator as
+    given replaces it when that scores at least as high (``include_default``).
 
     Parameters
     ----------
@@ -221,6 +222,12 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         studies of the search space (``autometa kb build``; keyed by the
         space's parameter names), e.g. on your own data sets. None: the
         pretrained knowledge base of the space, if one ships.
+    include_default : bool, default=True
+        Score ``estimator`` with its own parameters first, as one of the
+        ``n_trials`` (the first row of ``cv_results_``, with ``params`` ``{}``),
+        and keep it unless the search's incumbent scores higher: tuning
+        then never picks a configuration that cross-validates worse than
+        the model you gave it.
     error_score : "raise" or float, default=np.nan
         The score of a fold whose fit fails; "raise" raises. A trial with a
         NaN score fails and ranks last.
@@ -299,6 +306,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         search_space: str | None = None,
         param_distributions: Mapping[str, BaseDistribution] | None = None,
         knowledge_base=None,
+        include_default: bool = True,
         error_score: Any = np.nan,
         return_train_score: bool = False,
         verbose: int = 0,
@@ -316,6 +324,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.search_space = search_space
         self.param_distributions = param_distributions
         self.knowledge_base = knowledge_base
+        self.include_default = include_default
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.verbose = verbose
@@ -457,21 +466,33 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         )
         objective = _Objective(self.estimator, distributions, X, y, splits, self.scorer_, fit_params,
                                self.error_score, self.return_train_score)
-        study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout, n_jobs=self.n_jobs,
-                       catch=() if self.error_score == "raise" else (ValueError,), show_progress_bar=self.verbose >= 1)
+        rows = [({}, objective.default_scores())] if self.include_default else []
+        n_trials = self.n_trials if self.n_trials is None else self.n_trials - len(rows)
+        if n_trials is None or n_trials > 0:
+            study.optimize(objective, n_trials=n_trials, timeout=self.timeout, n_jobs=self.n_jobs,
+                           catch=() if self.error_score == "raise" else (ValueError,),
+                           show_progress_bar=self.verbose >= 1)
         self.study_ = study
 
         trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
-        self.cv_results_ = _cv_results(trials, self.n_splits_, self.return_train_score)
-        if not any(t.state == TrialState.COMPLETE for t in trials):
-            errors = sorted({t.user_attrs.get(_ERROR_KEY, "no score") for t in trials})
+        offset = len(rows)
+        rows += [(dict(t.params), t.user_attrs.get(_SCORES_KEY, {})) for t in trials]
+        self.cv_results_ = _cv_results(rows, self.n_splits_, self.return_train_score)
+        means = self.cv_results_["mean_test_score"]
+        if not np.isfinite(means).any():
+            errors = sorted({t.user_attrs.get(_ERROR_KEY, "no score") for t in trials} or {"no score"})
             raise ValueError(f"every trial failed, e.g.: {errors[0]}; set error_score='raise' to see the traceback")
         if callable(self.refit):
             self.best_index_ = int(self.refit(self.cv_results_))
         else:
-            incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
-            self.best_index_ = next(i for i, t in enumerate(trials) if t.number == incumbent.number)
-            self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+            best = None
+            if any(t.state == TrialState.COMPLETE and np.isfinite(t.value) for t in trials):
+                incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
+                best = offset + next(i for i, t in enumerate(trials) if t.number == incumbent.number)
+            if offset and np.isfinite(means[0]) and (best is None or means[0] >= means[best]):
+                best = 0
+            self.best_index_ = best
+            self.best_score_ = float(means[best])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
         if self.refit:
             start = time.perf_counter()
@@ -597,50 +618,70 @@ class _Objective:
         self.error_score = error_score
         self.return_train_score = return_train_score
 
+    def scores(self, params: dict[str, Any]) -> dict[str, list[float]]:
+        """The cross-validated scores and times of ``estimator`` with ``params``, per fold.
+
+        Raises what ``cross_validate`` raises: ``error_score="raise"`` and a failing fit, or every fit failing.
+        """
+        model = clone(self.estimator).set_params(**params)
+        scores = cross_validate(
+            model, self.X, self.y, cv=self.splits, scoring=self.scorer, params=self.fit_params or None,
+            error_score=self.error_score, return_train_score=self.return_train_score, n_jobs=1,
+        )
+        return {key: [float(v) for v in scores[key]] for key in _SCORE_NAMES if key in scores}
+
+    def default_scores(self) -> dict[str, list[float]]:
+        """:meth:`scores` of the estimator as given; ``{}`` (a row of NaN) when every fold failed."""
+        try:
+            return self.scores({})
+        except ValueError as error:
+            if self.error_score == "raise":
+                raise
+            warnings.warn(f"the estimator as given failed in every fold ({error}); the search goes on",
+                          stacklevel=4)
+            return {}
+
     def __call__(self, trial: optuna.Trial) -> float:
         params = {name: _suggest(trial, name, d) for name, d in self.distributions.items()}
-        model = clone(self.estimator).set_params(**params)
         try:
-            scores = cross_validate(
-                model, self.X, self.y, cv=self.splits, scoring=self.scorer, params=self.fit_params or None,
-                error_score=self.error_score, return_train_score=self.return_train_score, n_jobs=1,
-            )
+            record = self.scores(params)
         except ValueError as error:  # every fold failed
             trial.set_user_attr(_ERROR_KEY, f"{type(error).__name__}: {error}")
             raise
-        record = {key: [float(v) for v in scores[key]] for key in _SCORE_NAMES if key in scores}
         trial.set_user_attr(_SCORES_KEY, record)
-        value = float(np.mean(scores["test_score"]))
+        value = float(np.mean(record["test_score"]))
         if not np.isfinite(value):
             trial.set_user_attr(_ERROR_KEY, f"non-finite mean score (fold scores {record['test_score']})")
             return float("nan")
         return value
 
 
-def _cv_results(trials, n_splits: int, return_train_score: bool) -> dict[str, Any]:
-    """``GridSearchCV``'s ``cv_results_`` for the finished ``trials`` (one row each)."""
-    n = len(trials)
+def _cv_results(rows, n_splits: int, return_train_score: bool) -> dict[str, Any]:
+    """``GridSearchCV``'s ``cv_results_`` for ``rows`` of ``(params, per-fold scores)``, one row each.
+
+    The scores are :meth:`_Objective.scores`' dict; an empty one (a failed trial) is a row of NaN.
+    """
+    n = len(rows)
     results: dict[str, Any] = {}
     nan = [float("nan")] * n_splits
 
-    def folds(trial, key):
-        values = trial.user_attrs.get(_SCORES_KEY, {}).get(key, nan)
+    def folds(record, key):
+        values = record.get(key, nan)
         return values if len(values) == n_splits else nan
 
-    for key, name in (("fit_time", "fit_time"), ("score_time", "score_time")):
-        matrix = np.array([folds(t, key) for t in trials], dtype=float).reshape(n, n_splits)
+    for name in ("fit_time", "score_time"):
+        matrix = np.array([folds(record, name) for _, record in rows], dtype=float).reshape(n, n_splits)
         results[f"mean_{name}"] = matrix.mean(axis=1)
         results[f"std_{name}"] = matrix.std(axis=1)
-    names = sorted({name for t in trials for name in t.params})
-    for name in names:
+    for name in sorted({name for params, _ in rows for name in params}):
         column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
-        for i, t in enumerate(trials):
-            if name in t.params:
-                column[i] = t.params[name]
+        for i, (params, _) in enumerate(rows):
+            if name in params:
+                column[i] = params[name]
         results[f"param_{name}"] = column
-    results["params"] = [dict(t.params) for t in trials]
+    results["params"] = [dict(params) for params, _ in rows]
     for split in ("test", "train") if return_train_score else ("test",):
-        matrix = np.array([folds(t, f"{split}_score") for t in trials], dtype=float).reshape(n, n_splits)
+        matrix = np.array([folds(record, f"{split}_score") for _, record in rows], dtype=float).reshape(n, n_splits)
         for i in range(n_splits):
             results[f"split{i}_{split}_score"] = matrix[:, i]
         mean = matrix.mean(axis=1)
