@@ -48,3 +48,14 @@ def test_rejects_regression_spaces(tmp_path):
     data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (40, 2)})
     with pytest.raises(ValueError, match="search-cv benchmarks classifiers"):
         run(estimator="ridge", data_dir=data_dir, datasets=["alpha1"], verbose=False)
+
+
+def test_lightgbm_tuner_contender_counts_its_fits(tmp_path):
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("optuna_integration")
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (80, 3)})
+    result = run(estimator="lightgbm", data_dir=data_dir, datasets=["alpha1"], contenders=["default", "lgbm-tuner"],
+                 max_rows=None, cv=2, verbose=False)
+    tuner = next(r for r in result["runs"] if r["contender"] == "lgbm-tuner")
+    assert tuner["fits"] > 2 * 40 + 1 and tuner["fits"] % 2 == 1  # its stepwise default budget, 2 folds each
+    assert 0.0 <= tuner["test"] <= 1.0
