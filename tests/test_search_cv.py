@@ -304,3 +304,12 @@ def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
     assert worse_default.best_index_ > 0 and worse_default.best_params_["n_neighbors"] <= 3
     only = MetaSearchCV(KNeighborsClassifier(), n_trials=1, cv=2, param_distributions=good).fit(X, y)
     assert only.best_params_ == {} and len(only.study_.trials) == 0
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from autometa.hpo import search_cv
+
+    result = doctest.testmod(search_cv, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
