@@ -282,7 +282,8 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
             wins, ties = int((diff > TIE).sum()), int((np.abs(diff) <= TIE).sum())
             nonzero = diff[np.abs(diff) > TIE]
             p = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
-            lines.append(f"| {other} | {diff.mean():+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | {p:.3f} |")
+            shown = "< 0.001" if p < 0.001 else f"{p:.3f}"
+            lines.append(f"| {other} | {diff.mean():+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | {shown} |")
         if "default" in contenders:
             worse = [d for d in datasets if scores[meta][d] < scores["default"][d] - DEFAULT_WORSE]
             lines += ["", f"{meta} worse than the untuned default by more than {DEFAULT_WORSE * 100:g} point on "
