@@ -208,6 +208,14 @@ def _task_dataset(task_name: str, space: str) -> str:
     return task_name[len(prefix):] if task_name.startswith(prefix) else task_name
 
 
+def leave_out(knowledge_base, space: str, target: str, index=None) -> tuple[list, list[str]]:
+    """``(tasks, left_out)``: the tasks of ``knowledge_base`` whose data set is neither ``target`` nor one of
+    its near-duplicates (:func:`near_duplicates`), and the names of the data sets left out, sorted."""
+    datasets = {task.name: _task_dataset(task.name, space) for task in knowledge_base}
+    twins = near_duplicates(target, list(datasets.values()), index)
+    return [task for task in knowledge_base if datasets[task.name] not in twins], sorted(twins)
+
+
 def _load_kb(kb: str, space: str):
     from autometa.hpo.build import open_storage, read_knowledge_base
     from autometa.hpo.knowledge_base import KnowledgeBase
@@ -746,17 +754,15 @@ def run(
         datasets = one_per_family(index, space.task, n_datasets)
     targets = select_datasets(space.name, directory, list(datasets))
     knowledge_base = _load_kb(kb, space.name)
-    task_sets = {task.name: _task_dataset(task.name, space.name) for task in knowledge_base}
     if "meta" in samplers and not meta_surrogate_available():
         _log(verbose, "note: MetaLearnedSampler has no meta-learned surrogate here: 'meta' is its portfolio + TPE")
 
     jobs, excluded, default_jobs = [], {}, []
     for target in targets:
-        twins = near_duplicates(target, list(task_sets.values()), index)
-        sources = [task for task in knowledge_base if task_sets[task.name] not in twins]
+        sources, twins = leave_out(knowledge_base, space.name, target, index)
         if not sources and set(samplers) & {"ws-cmaes", "portfolio+tpe", "meta"}:
-            raise ValueError(f"no knowledge-base task left for target {target!r} after leaving out {sorted(twins)}")
-        excluded[target] = sorted(twins)
+            raise ValueError(f"no knowledge-base task left for target {target!r} after leaving out {twins}")
+        excluded[target] = twins
         for seed in range(n_seeds):
             # the new task's descriptor is what a user has: its training part
             X_train, y_train, _, _ = load_split(target, directory, space, max_rows, cv, seed)

@@ -86,12 +86,10 @@ def _pipeline(space, X, seed: int):
 def _knowledge_base(space_name: str, target: str, index):
     from autometa.hpo.knowledge_base import KnowledgeBase
     from autometa.hpo.pretrained import load_pretrained
-    from benchmarks.hpo_pmlb import near_duplicates
+    from benchmarks.hpo_pmlb import leave_out
 
-    tasks = list(load_pretrained(space_name))
-    names = [task.name.split(":", 1)[1] for task in tasks]
-    excluded = near_duplicates(target, names, index)
-    return KnowledgeBase(task for task, name in zip(tasks, names) if name not in excluded), sorted(excluded)
+    tasks, excluded = leave_out(load_pretrained(space_name), space_name, target, index)
+    return KnowledgeBase(tasks), excluded
 
 
 def _timed(fn):

@@ -40,7 +40,7 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
-from autometa.hpo.spaces import SEARCH_SPACES, SearchSpace, get_space
+from autometa.hpo.spaces import ERROR_KEY, SEARCH_SPACES, SearchSpace, estimator_value, get_space
 
 __all__ = ["MetaSearchCV", "recognise"]
 
@@ -75,61 +75,47 @@ def recognise(estimator) -> SearchSpace | None:
     return min(matches, key=lambda match: match[0])[1] if matches else None
 
 
-def _to_estimator(value):
-    return None if value == "none" else value
-
-
 def _estimator_distribution(distribution: BaseDistribution) -> BaseDistribution:
     if isinstance(distribution, CategoricalDistribution):
-        return CategoricalDistribution([_to_estimator(choice) for choice in distribution.choices])
+        return CategoricalDistribution([estimator_value(choice) for choice in distribution.choices])
     return distribution
+
+
+def _as_estimator_params(space: SearchSpace, prefix: str, mapping: dict, convert) -> dict:
+    """``mapping`` of the space's parameter names, restricted to the estimator's own, keyed like
+    ``set_params`` and each value passed through ``convert``."""
+    names = space.estimator_params
+    return {prefix + name: convert(value) for name, value in mapping.items() if names is None or name in names}
 
 
 def _space_distributions(space: SearchSpace, prefix: str) -> dict[str, BaseDistribution]:
     """The space's parameters that the estimator has, keyed like ``set_params``, with its values."""
-    names = space.estimator_params
-    return {
-        prefix + name: _estimator_distribution(distribution)
-        for name, distribution in space.distributions().items()
-        if names is None or name in names
-    }
-
-
-def _estimator_knowledge_base(space: SearchSpace, prefix: str):
-    """The space's pretrained knowledge base with its trials keyed and valued as the estimator's parameters."""
-    from autometa.hpo.knowledge_base import KnowledgeBase
-
-    return KnowledgeBase(_estimator_tasks(space.name, prefix))
+    return _as_estimator_params(space, prefix, space.distributions(), _estimator_distribution)
 
 
 @functools.lru_cache(maxsize=16)
-def _estimator_tasks(name: str, prefix: str) -> tuple:
+def _pretrained_tasks(name: str, prefix: str) -> tuple:
+    """The tasks of the space's pretrained knowledge base, renamed by :func:`_renamed_tasks` (once per process)."""
     from autometa.hpo.pretrained import load_pretrained
 
-    return tuple(_rename(tuple(load_pretrained(name)), get_space(name), prefix))
+    return _renamed_tasks(load_pretrained(name), get_space(name), prefix)
 
 
-def _rename(tasks: tuple, space: SearchSpace, prefix: str):
-    """A knowledge base of ``tasks`` with the trials keyed and valued as the estimator's parameters."""
-    from autometa.hpo.knowledge_base import KnowledgeBase, Task, TrialRecord
-
-    names = space.estimator_params
-
-    def keep(name):
-        return names is None or name in names
+def _renamed_tasks(tasks, space: SearchSpace, prefix: str) -> tuple:
+    """``tasks`` with their trials keyed and valued as the estimator's parameters."""
+    from autometa.hpo.knowledge_base import Task, TrialRecord
 
     def record(trial: TrialRecord) -> TrialRecord:
         return TrialRecord(
             number=trial.number,
             state=trial.state,
-            params={prefix + k: _to_estimator(v) for k, v in trial.params.items() if keep(k)},
-            distributions={prefix + k: _estimator_distribution(d) for k, d in trial.distributions.items() if keep(k)},
+            params=_as_estimator_params(space, prefix, trial.params, estimator_value),
+            distributions=_as_estimator_params(space, prefix, trial.distributions, _estimator_distribution),
             values=trial.values,
         )
 
-    return KnowledgeBase(
-        Task(task.name, task.directions, tuple(record(t) for t in task.trials), task.descriptor) for task in tasks
-    )
+    return tuple(Task(task.name, task.directions, tuple(record(t) for t in task.trials), task.descriptor)
+                 for task in tasks)
 
 
 def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
@@ -406,14 +392,15 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
                 raise ValueError("knowledge_base needs a search space: pass search_space, or tune an estimator "
                                  "that MetaSearchCV recognises")
             return optuna.samplers.TPESampler(seed=seed), False
+        from autometa.hpo.knowledge_base import KnowledgeBase
         from autometa.hpo.metafeatures import compute_metafeatures
         from autometa.hpo.sampler import MetaLearnedSampler
 
         _, prefix = _final_step(self.estimator)
         if self.knowledge_base is None:
-            knowledge_base = _estimator_knowledge_base(space, prefix)
+            knowledge_base = KnowledgeBase(_pretrained_tasks(space.name, prefix))
         else:
-            knowledge_base = _rename(tuple(self.knowledge_base), space, prefix)
+            knowledge_base = KnowledgeBase(_renamed_tasks(self.knowledge_base, space, prefix))
         try:
             target = y if hasattr(y, "iloc") else np.asarray(y)
             target = target.reshape(len(target), -1)[:, 0] if target.ndim > 1 else target
@@ -485,7 +472,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.cv_results_ = _cv_results(rows, self.n_splits_, self.return_train_score)
         means = self.cv_results_["mean_test_score"]
         if not np.isfinite(means).any():
-            errors = sorted({t.user_attrs.get(_ERROR_KEY, "no score") for t in trials} or {"no score"})
+            errors = sorted({t.user_attrs.get(ERROR_KEY, "no score") for t in trials} or {"no score"})
             raise ValueError(f"every trial failed, e.g.: {errors[0]}; set error_score='raise' to see the traceback")
         if callable(self.refit):
             self.best_index_ = int(self.refit(self.cv_results_))
@@ -589,9 +576,6 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         return getattr(self.estimator, "_estimator_type", None)
 
 
-_ERROR_KEY = "autometa:error"
-
-
 @contextlib.contextmanager
 def _optuna_log_level(level: int):
     previous = optuna.logging.get_verbosity()
@@ -651,12 +635,12 @@ class _Objective:
         try:
             record = self.scores(params)
         except ValueError as error:  # every fold failed
-            trial.set_user_attr(_ERROR_KEY, f"{type(error).__name__}: {error}")
+            trial.set_user_attr(ERROR_KEY, f"{type(error).__name__}: {error}")
             raise
         trial.set_user_attr(_SCORES_KEY, record)
         value = float(np.mean(record["test_score"]))
         if not np.isfinite(value):
-            trial.set_user_attr(_ERROR_KEY, f"non-finite mean score (fold scores {record['test_score']})")
+            trial.set_user_attr(ERROR_KEY, f"non-finite mean score (fold scores {record['test_score']})")
             return float("nan")
         return value
 

@@ -81,6 +81,7 @@ __all__ = [
     "ERROR_KEY",
     "SEARCH_SPACES",
     "SearchSpace",
+    "estimator_value",
     "get_space",
     "make_objective",
     "make_preprocessor",
@@ -182,7 +183,8 @@ class SearchSpace:
         return dict(trial.distributions)
 
 
-def _class_weight(value: str):
+def estimator_value(value):
+    """A space's categorical value as the estimator takes it: ``"none"`` stands for ``None``."""
     return None if value == "none" else value
 
 
@@ -204,7 +206,7 @@ def _suggest_hgb(trial: optuna.Trial, classification: bool = True) -> dict[str, 
 def _hgb_classifier(params: dict[str, Any], random_state: int) -> BaseEstimator:
     kwargs = {k: v for k, v in params.items() if k != "class_weight"}
     return HistGradientBoostingClassifier(
-        **kwargs, class_weight=_class_weight(params["class_weight"]), early_stopping=False,
+        **kwargs, class_weight=estimator_value(params["class_weight"]), early_stopping=False,
         random_state=random_state,
     )
 
@@ -225,7 +227,7 @@ def _suggest_rf(trial: optuna.Trial, classification: bool = True) -> dict[str, A
 def _rf_classifier(params: dict[str, Any], random_state: int) -> BaseEstimator:
     kwargs = {k: v for k, v in params.items() if k != "class_weight"}
     return RandomForestClassifier(
-        **kwargs, class_weight=_class_weight(params["class_weight"]), n_jobs=1, random_state=random_state
+        **kwargs, class_weight=estimator_value(params["class_weight"]), n_jobs=1, random_state=random_state
     )
 
 
@@ -238,7 +240,7 @@ def _suggest_svc(trial: optuna.Trial) -> dict[str, Any]:
 
 
 def _svc(params: dict[str, Any], random_state: int) -> BaseEstimator:
-    svc = SVC(C=params["C"], gamma=params["gamma"], class_weight=_class_weight(params["class_weight"]),
+    svc = SVC(C=params["C"], gamma=params["gamma"], class_weight=estimator_value(params["class_weight"]),
               kernel="rbf", cache_size=500, random_state=random_state)
     return make_pipeline(StandardScaler(), svc)
 
@@ -259,7 +261,7 @@ def _scaler(name: str, random_state: int) -> BaseEstimator:
 
 
 def _logistic(params: dict[str, Any], random_state: int) -> BaseEstimator:
-    model = LogisticRegression(C=params["C"], class_weight=_class_weight(params["class_weight"]),
+    model = LogisticRegression(C=params["C"], class_weight=estimator_value(params["class_weight"]),
                                max_iter=500, random_state=random_state)
     return make_pipeline(_scaler(params["scaler"], random_state), model)
 
@@ -283,7 +285,7 @@ def _lightgbm(params: dict[str, Any], random_state: int, classification: bool = 
 
     kwargs = dict(params, n_jobs=1, verbosity=-1, random_state=random_state)
     if classification:
-        kwargs["class_weight"] = _class_weight(params["class_weight"])
+        kwargs["class_weight"] = estimator_value(params["class_weight"])
         return lightgbm.LGBMClassifier(**kwargs)
     return lightgbm.LGBMRegressor(**kwargs)
 
