@@ -374,7 +374,7 @@ def _best_by_value(study):
 
 def _incumbent(study, sampler):
     """The trial the run would hand to a user now: the sampler's own choice where it offers one
-    (``sampler.best_trial(study)``, e.g. ``MetaLearnedSampler``'s by posterior mean), else the
+    (``sampler.best_trial(study)``, e.g. ``MetaLearnedSampler``'s best value less its standard error), else the
     completed trial of best CV value."""
     choose = getattr(sampler, "best_trial", None)
     if callable(choose):

@@ -19,6 +19,13 @@ Two numbers per sampler:
 ``steady s/trial``
     the mean time of the second half of the trials: the per-trial cost of a
     study that already holds ``study_trials / 2`` or more trials.
+
+Then the setup of a sampler on each shipped knowledge base
+(:mod:`autometa.hpo.pretrained`), cold in this process: reading the
+knowledge base, constructing the sampler (its portfolio), getting its
+surrogate (the shipped file, or meta-training where none matches) and the
+first model-based trial of a study whose objective draws the space's
+parameters at no cost.
 """
 
 from __future__ import annotations
@@ -88,8 +95,46 @@ def _time_study(make_sampler, objective, study_trials: int) -> dict[str, float]:
     return {"mean": total / study_trials, "steady": steady, "best": study.best_value}
 
 
+def setup_times(name: str, seed: int = 0) -> dict[str, float]:
+    """Seconds of a sampler's one-time work on the shipped knowledge base ``name``, cold in this process."""
+    import optuna
+
+    from autometa.hpo.encoding import suggest
+    from autometa.hpo.pretrained import load_pretrained, shipped_surrogate
+    from autometa.hpo.sampler import MetaLearnedSampler
+    from autometa.hpo.spaces import get_space
+
+    distributions = get_space(name).distributions()
+    rng = np.random.default_rng(seed)
+    times = {}
+    start = time.perf_counter()
+    knowledge_base = load_pretrained(name)
+    times["load"] = time.perf_counter() - start
+    start = time.perf_counter()
+    sampler = MetaLearnedSampler(knowledge_base, seed=seed)
+    times["sampler"] = time.perf_counter() - start
+    start = time.perf_counter()
+    data = sampler._task_data()
+    times["shipped"] = float(shipped_surrogate(data.surrogate_key(sampler._meta_train_steps, 0)) is not None)
+    sampler._surrogate()
+    times["surrogate"] = time.perf_counter() - start
+    times["setup"] = times["load"] + times["sampler"] + times["surrogate"]
+    study = optuna.create_study(sampler=sampler)
+
+    def objective(trial):
+        for name, distribution in distributions.items():
+            suggest(trial, name, distribution)
+        return float(rng.uniform())
+
+    study.optimize(objective, n_trials=len(sampler.portfolio))
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=1)
+    times["first model-based trial"] = time.perf_counter() - start
+    return times
+
+
 def run(n_tasks: int = 100, n_trials_per_task: int = 100, study_trials: int = 500, seed: int = 0,
-        threads: int = 1, meta_train_steps: int = 300) -> dict[str, dict[str, float]]:
+        threads: int = 1, meta_train_steps: int = 300, pretrained: bool = True) -> dict[str, dict[str, float]]:
     """Time TPE and MetaLearnedSampler on one synthetic study; print and return the numbers.
 
     Parameters
@@ -104,11 +149,14 @@ def run(n_tasks: int = 100, n_trials_per_task: int = 100, study_trials: int = 50
         torch's intra-op threads (meta-training's tiny matrices run fastest on one).
     meta_train_steps : int, default=300
         MetaLearnedSampler's ``meta_train_steps``.
+    pretrained : bool, default=True
+        Also time the setup on every shipped knowledge base (:func:`setup_times`).
 
     Returns
     -------
     dict
-        ``{"tpe": {...}, "meta": {...}}`` with ``mean`` and ``steady`` seconds per trial and ``best`` value.
+        ``{"tpe": {...}, "meta": {...}}`` with ``mean`` and ``steady`` seconds per trial and ``best`` value,
+        and ``"setup"``: :func:`setup_times` per shipped knowledge base.
     """
     import optuna
     import torch
@@ -147,6 +195,20 @@ def run(n_tasks: int = 100, n_trials_per_task: int = 100, study_trials: int = 50
         print(f"{label:<22} {r['mean']:>13.5f} {r['steady']:>15.5f} {r['best']:>11.4f}")
     print(f"ratio meta / tpe: mean {results['meta']['mean'] / results['tpe']['mean']:.2f}, "
           f"steady {results['meta']['steady'] / results['tpe']['steady']:.2f}")
+    if pretrained:
+        from autometa.hpo.pretrained import pretrained_names
+
+        print("\nsetup on a shipped knowledge base, cold (s): read it, construct the sampler, get the surrogate; "
+              "then the first model-based trial")
+        print(f"{'knowledge base':<34} {'read':>6} {'sampler':>8} {'surrogate':>10} {'from':>8} {'setup':>7} "
+              f"{'trial':>7}")
+        results["setup"] = {}
+        for name in pretrained_names():
+            t = setup_times(name, seed)
+            results["setup"][name] = t
+            origin = "shipped" if t["shipped"] else "trained"
+            print(f"{name:<34} {t['load']:>6.2f} {t['sampler']:>8.2f} {t['surrogate']:>10.2f} {origin:>8} "
+                  f"{t['setup']:>7.2f} {t['first model-based trial']:>7.3f}")
     return results
 
 
@@ -159,13 +221,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--meta-train-steps", type=int, default=300,
                         help="MetaLearnedSampler meta_train_steps (default: %(default)s)")
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                        help="skip the setup times on the shipped knowledge bases")
     return parser
 
 
 def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Run :func:`run` with parsed :func:`add_arguments` options."""
     return run(n_tasks=args.n_tasks, n_trials_per_task=args.n_trials_per_task, study_trials=args.study_trials,
-               seed=args.seed, threads=args.threads, meta_train_steps=args.meta_train_steps)
+               seed=args.seed, threads=args.threads, meta_train_steps=args.meta_train_steps,
+               pretrained=args.pretrained)
 
 
 if __name__ == "__main__":

@@ -260,3 +260,51 @@ def test_pretrained_is_parsed_once_and_each_load_is_independent():
     assert "svc:extra" in first.names and "svc:extra" not in second.names
     assert len(pretrained_info("svc")["datasets"]) == len(second)
     assert _parse.cache_info().hits >= 1
+
+
+def test_every_pretrained_knowledge_base_ships_its_sampler_surrogate(monkeypatch):
+    import autometa.hpo.surrogate
+    from autometa.hpo.encoded_tasks import EncodedTasks
+    from autometa.hpo.pretrained import load_pretrained, pretrained_names, shipped_surrogate
+    from autometa.hpo.sampler import META_TRAIN_SEED, usable_tasks
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("meta-trained a surrogate that ships with the knowledge base")
+
+    monkeypatch.setattr(autometa.hpo.surrogate, "meta_train_surrogate", no_training)
+    for name in pretrained_names():
+        data = EncodedTasks(usable_tasks(load_pretrained(name)))
+        # rebuild a stale file with `autometa kb surrogate autometa/hpo/pretrained/<name>.json.gz`
+        model = shipped_surrogate(data.surrogate_key(300, META_TRAIN_SEED))
+        assert model is not None, f"{name}: no shipped surrogate for the current knowledge base and encoding"
+        assert model.task_heads.shape == (len(data.tasks_x), len(model.prior_mean))
+        assert data.meta_trained(300, META_TRAIN_SEED) is not None
+    assert shipped_surrogate("not a key") is None
+
+
+def test_kb_surrogate_writes_the_samplers_surrogate_beside_the_file(tmp_path, capsys):
+    from autometa.apps.cli import main
+    from autometa.hpo.encoded_tasks import EncodedTasks
+    from autometa.hpo.sampler import META_TRAIN_SEED, usable_tasks
+    from autometa.hpo.surrogate import NumpySurrogate, meta_train_surrogate
+
+    studies = []
+    for i in range(3):
+        study = optuna.create_study(study_name=f"t{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1) - 0.3 * i) ** 2, n_trials=12)
+        studies.append(study)
+    kb = KnowledgeBase.from_studies(studies)
+    kb.save(tmp_path / "mine.json")
+    assert main(["kb", "surrogate", str(tmp_path / "mine.json"), "--steps", "5"]) == 0
+    assert f"wrote {tmp_path / 'mine.surrogate.npz'}" in capsys.readouterr().out
+    key, model = NumpySurrogate.load(tmp_path / "mine.surrogate.npz")
+    data = EncodedTasks(usable_tasks(KnowledgeBase.load(tmp_path / "mine.json")))
+    assert key == data.surrogate_key(5, META_TRAIN_SEED)
+    trained = meta_train_surrogate(data.tasks_x, data.tasks_y, steps=5, seed=META_TRAIN_SEED)
+    x = np.linspace(0, 1, 7)[:, None]
+    assert np.allclose(model.predict(x[:3], np.array([0.0, 0.5, 1.0]), x)[0],
+                       trained.predict(x[:3], np.array([0.0, 0.5, 1.0]), x)[0])
+    assert np.array_equal(model.task_heads, trained.task_heads)
+    assert main(["kb", "surrogate", str(tmp_path / "mine.json"), "--steps", "0"]) == 2
+    assert "--steps must be a positive number" in capsys.readouterr().err
+    assert main(["kb", "surrogate", str(tmp_path / "missing.json")]) == 2

@@ -340,6 +340,47 @@ def test_surrogate_search_beats_tpe_after_15_trials_on_a_family_of_shifted_quadr
     assert np.mean(best["meta"]) < 0.75 * np.mean(best["tpe"])
 
 
+def _closest_pair(trials):
+    points = np.array([[t.params["x"], t.params["y"]] for t in trials])
+    distances = np.abs(points[:, None] - points[None]).max(-1) + np.eye(len(points)) * 99
+    return distances.min()
+
+
+def test_the_surrogate_does_not_re_measure_a_trial_within_the_noise_of_its_fold_scores():
+    kb = family_kb()
+    target = quadratic((1.2, -1.8))
+    closest = {}
+    for noisy in (False, True):
+        def objective(trial):
+            value = target(trial)
+            if noisy:  # three folds, spread 2: the standard error of the mean is 1.15
+                trial.set_user_attr(autometa.hpo.encoding.FOLD_SCORES_KEY, [value - 2.0, value, value + 2.0])
+            return value
+
+        sampler = MetaLearnedSampler(kb, n_warm_start=3, meta_train_steps=50, seed=0, patience=None)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=20)
+        closest[noisy] = _closest_pair(study.trials[3:])
+    # without noise the search refines around the best; with it, no proposal repeats a trial within its noise
+    assert closest[True] > 3 * closest[False]
+
+
+def test_the_surrogate_never_proposes_a_configuration_twice_while_untried_ones_remain():
+    studies = []
+    choices = {"a": ["p", "q", "r"], "b": ["u", "v"]}
+    for i in range(3):
+        study = optuna.create_study(study_name=f"cat{i}", sampler=optuna.samplers.RandomSampler(seed=i))
+        study.optimize(lambda t: ("pqr".index(t.suggest_categorical("a", choices["a"])) - i) ** 2
+                       + (t.suggest_categorical("b", choices["b"]) == "u"), n_trials=12)
+        studies.append(study)
+    sampler = MetaLearnedSampler(KnowledgeBase.from_studies(studies), n_warm_start=1, meta_train_steps=20, seed=0,
+                                 patience=None)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: ("pqr".index(t.suggest_categorical("a", choices["a"])) - 1) ** 2
+                   + (t.suggest_categorical("b", choices["b"]) == "v"), n_trials=6)
+    assert len({(t.params["a"], t.params["b"]) for t in study.trials}) == 6  # all six configurations
+
+
 def test_surrogate_search_samples_the_relative_space_and_leaves_the_rest_to_the_fallback():
     kb = family_kb(n_tasks=3)
     calls = []

@@ -1,6 +1,7 @@
 """Configurations and values as numbers (hpo.encoding) and the meta-learned surrogate: meta-training, adaptation."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ from autometa.hpo.encoding import (
     SpaceEncoder,
     choice_index,
     contains,
+    FOLD_SCORES_KEY,
     normalised_ranks,
     normalised_values,
+    rank_noise,
+    standard_error,
 )
 from autometa.hpo.knowledge_base import TrialRecord
 from autometa.hpo.surrogate import DeepKernelRegressor, expected_improvement, meta_train_surrogate
@@ -130,3 +134,37 @@ def test_expected_improvement_matches_the_closed_form():
     pdf = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
     assert ei == pytest.approx((0.4 - mean) * cdf + std * pdf, abs=1e-6)
     assert ei[0] > ei[1] > ei[2] > 0
+
+
+def test_standard_error_reads_the_fold_scores_and_rank_noise_is_the_rank_width_of_that_error():
+    def trial(attrs):
+        return SimpleNamespace(user_attrs=attrs)
+
+    assert standard_error(trial({FOLD_SCORES_KEY: [0.8, 0.9, 1.0, float("nan")]})) == pytest.approx(0.1 / math.sqrt(3))
+    assert standard_error(trial({FOLD_SCORES_KEY: [0.9]})) == 0.0
+    assert standard_error(trial({})) == 0.0
+    values = [0.50, 0.60, 0.61, 0.62, 0.63, 0.90]
+    noise = rank_noise(values, [0.0, 0.02, 0.0, 0.0, 0.0, 0.05])
+    # 0.60 +- 0.02 spans 0.61 and 0.62: two of the five others, half of that in rank units
+    assert noise.tolist() == pytest.approx([0.0, 0.2, 0.0, 0.0, 0.0, 0.0])
+    assert rank_noise([0.5], [0.1]).tolist() == [0.0]
+    assert rank_noise([0.5, 0.6], [np.nan, 1.0]).tolist() == [0.0, 0.5]
+
+
+def test_a_noisy_target_pulls_the_posterior_less_and_the_difference_bound_ties_near_points():
+    xs, ys = bowls(6, 30, np.random.default_rng(3))
+    model = meta_train_surrogate(xs, ys, steps=30, seed=0)
+    x, y = xs[0][:8], ys[0][:8].copy()
+    y[0] = 1.0  # an outlier at the first point
+    quiet, _ = model.predict(x, y, x[:1])
+    noisy, _ = model.predict(x, y, x[:1], noise=np.r_[1.0, np.zeros(7)])
+    assert abs(noisy[0] - 1.0) > abs(quiet[0] - 1.0)  # its own large noise: the model trusts it less
+    # no per-point noise is the learned noise alone
+    assert np.allclose(model.predict(x, y, xs[0][8:])[0], model.predict(x, y, xs[0][8:], noise=np.zeros(8))[0])
+    near = x[:1] + 1e-4
+    far = xs[0][20:21] + 0.5
+    bound = model.difference_bound(x, y, np.concatenate([x[:1], near, far]), x[:1])
+    assert bound.shape == (3, 1)
+    assert bound[0, 0] < 1e-6 < bound[1, 0] < bound[2, 0]
+    mean, _ = model.predict(x, y, np.concatenate([far, x[:1]]))
+    assert bound[2, 0] >= abs(mean[0] - mean[1])

@@ -10,7 +10,8 @@ the encoded content.
 Meta-training the surrogate is a pure function of that content, the number
 of steps and the seed, so :meth:`EncodedTasks.meta_trained` keeps the last
 few results in a process-wide cache: samplers of one knowledge base (the
-workers of one process, a benchmark's repeated studies) train it once.
+workers of one process, a benchmark's repeated studies) train it once; the
+pretrained knowledge bases ship theirs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class EncodedTasks:
     surfaces : NearestNeighbourSurfaces
         Each task's response surface as the value of its nearest trial.
     key : str
-        A digest of the encoding and the encoded tasks.
+        A digest of the encoded tasks (``tasks_x`` with their shapes, ``tasks_y``): all that meta-training sees.
     """
 
     def __init__(self, tasks: Sequence):
@@ -66,14 +67,24 @@ class EncodedTasks:
             self.tasks_y.append(y)
             self.best_configs.append([trials[i].params for i in np.argsort(y, kind="stable")[:3]])
         self.surfaces = NearestNeighbourSurfaces(self.tasks_x, self.tasks_y)
-        digest = hashlib.sha256(repr(sorted(self.encoder.numeric.items())).encode())
-        digest.update(repr(sorted((k, sorted(v[1])) for k, v in self.encoder.categorical.items())).encode())
+        # what meta-training sees, and nothing else: the same tasks under other parameter names share a surrogate
+        digest = hashlib.sha256()
         for x, y in zip(self.tasks_x, self.tasks_y):
-            digest.update(np.ascontiguousarray(x).tobytes() + b"|" + np.ascontiguousarray(y).tobytes())
+            digest.update(repr(x.shape).encode() + np.ascontiguousarray(x).tobytes() + b"|"
+                          + np.ascontiguousarray(y).tobytes())
         self.key = digest.hexdigest()
+
+    def surrogate_key(self, steps: int, seed: int) -> str:
+        """What identifies the surrogate meta-trained on these tasks with ``steps`` and ``seed``."""
+        return f"{self.key}:{steps}:{seed}"
 
     def meta_trained(self, steps: int, seed: int):
         """The surrogate meta-trained on these tasks (:func:`autometa.hpo.surrogate.meta_train_surrogate`), cached.
+
+        Looked up in the process-wide cache, then among the surrogates shipped
+        with the pretrained knowledge bases
+        (:func:`autometa.hpo.pretrained.shipped_surrogate`); trained only when
+        neither has it.
 
         Returns
         -------
@@ -82,9 +93,11 @@ class EncodedTasks:
         """
         from autometa.hpo.surrogate import meta_train_surrogate
 
-        key = f"{self.key}:{steps}:{seed}"
+        from autometa.hpo.pretrained import shipped_surrogate
+
+        key = self.surrogate_key(steps, seed)
         with _CACHE_LOCK:
-            model = _CACHE.get(key)
+            model = _CACHE.get(key) or shipped_surrogate(key)
             if model is None:
                 model = meta_train_surrogate(self.tasks_x, self.tasks_y, steps=steps, seed=seed)
                 if len(_CACHE) >= CACHE_SIZE:

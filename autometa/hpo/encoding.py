@@ -30,6 +30,14 @@ Normalised value, normalised rank
     (:func:`normalised_values`, the portfolio's regret) or by their rank
     (:func:`normalised_ranks`, the surrogate's target, blind to the
     objective's scale).
+Noise of a value
+    The standard error of a cross-validated value: the standard deviation
+    of its fold scores (stored by the objective in the trial's user attr
+    :data:`FOLD_SCORES_KEY`) over the square root of their number
+    (:func:`standard_error`); 0 where the objective stored none. In rank
+    units (:func:`rank_noise`), half the normalised-rank width of the
+    interval ``value +- standard error``: the delta method with the
+    empirical distribution of the values as the transform.
 """
 
 from __future__ import annotations
@@ -241,6 +249,63 @@ def normalised_ranks(values: np.ndarray, direction: str = "minimize") -> np.ndar
 
         ranks = rankdata(values, axis=-1) - 1
     return ranks / (n - 1)
+
+
+def suggest(trial, name: str, distribution: BaseDistribution) -> Any:
+    """Draw parameter ``name`` of ``distribution`` through the trial's public ``suggest_*`` API."""
+    if isinstance(distribution, FloatDistribution):
+        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step,
+                                   log=distribution.log)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step,
+                                 log=distribution.log)
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    raise TypeError(f"unsupported distribution for {name!r}: {distribution!r}")
+
+
+#: The trial user attr where an objective stores its per-fold scores (a list of float).
+FOLD_SCORES_KEY = "autometa:fold_scores"
+
+
+def standard_error(trial) -> float:
+    """The standard error of a trial's value from its fold scores (:data:`FOLD_SCORES_KEY`); 0 without them.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> round(standard_error(SimpleNamespace(user_attrs={FOLD_SCORES_KEY: [0.8, 0.9, 1.0]})), 4)
+    0.0577
+    >>> standard_error(SimpleNamespace(user_attrs={}))
+    0.0
+    """
+    scores = np.asarray(trial.user_attrs.get(FOLD_SCORES_KEY, ()), dtype=np.float64)
+    scores = scores[np.isfinite(scores)] if scores.ndim == 1 else np.zeros(0)
+    if len(scores) < 2:
+        return 0.0
+    return float(scores.std(ddof=1) / math.sqrt(len(scores)))
+
+
+def rank_noise(values: np.ndarray, standard_errors: np.ndarray) -> np.ndarray:
+    """Each value's standard error in normalised-rank units (:func:`normalised_ranks` of ``values``).
+
+    Half the fraction of the other values that lie within ``value +-
+    standard error``: how far the value's rank moves when the value moves
+    by its noise. 0 for an exact value, and for a single value.
+
+    Examples
+    --------
+    >>> rank_noise([0.70, 0.80, 0.81, 0.82, 0.95], [0.0, 0.015, 0.02, 0.0, 0.01]).tolist()
+    [0.0, 0.125, 0.25, 0.0, 0.0]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    errors = np.nan_to_num(np.asarray(standard_errors, dtype=np.float64), nan=0.0)
+    n = len(values)
+    if n < 2:
+        return np.zeros(n)
+    ordered = np.sort(values)
+    within = np.searchsorted(ordered, values + errors, "right") - np.searchsorted(ordered, values - errors, "left")
+    return (within - 1) / (2 * (n - 1))
 
 
 # -- configurations as vectors -------------------------------------------------------------

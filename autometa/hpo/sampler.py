@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autometa._common import check_int
 from autometa.hpo.candidates import Candidates, Signatures
 from autometa.hpo.encoded_tasks import EncodedTasks
-from autometa.hpo.encoding import contains, finite_trials, normalised_ranks
+from autometa.hpo.encoding import contains, finite_trials, normalised_ranks, rank_noise, standard_error
 from autometa.hpo.knowledge_base import KnowledgeBase
 from autometa.hpo.portfolio import PortfolioEntry, RegretTable, greedy_portfolio_entries
 from autometa.hpo.similarity import (
@@ -50,6 +50,15 @@ MIN_SIMILARITY_TRIALS = 3
 MAX_SUPPORT = 64
 #: How long a warm-start trial waits for a lower-numbered one still choosing its configuration.
 WARM_START_WAIT_S = 10.0
+#: The seed of the surrogate's meta-training: the surrogate is a function of the knowledge base (and the
+#: steps) alone, shared by every sampler of it and shipped with the pretrained ones.
+META_TRAIN_SEED = 0
+
+
+def usable_tasks(knowledge_base: KnowledgeBase) -> list:
+    """The tasks of ``knowledge_base`` the sampler draws on: single-objective, with a completed finite trial."""
+    return [task for task in knowledge_base if len(task.directions) == 1 and finite_trials(task.completed_trials())]
+
 
 
 class MetaLearnedSampler(BaseSampler):
@@ -75,7 +84,15 @@ class MetaLearnedSampler(BaseSampler):
        earlier tasks (:class:`~autometa.hpo.surrogate.DeepKernelRegressor`)
        and conditioned in closed form on the study's completed trials (at
        most ``MAX_SUPPORT`` = 64: the best half and the most recent), its
-       prior the heads of the ``n_similar`` most similar tasks.
+       prior the heads of the ``n_similar`` most similar tasks. Objective
+       values are treated as noisy: a trial whose objective stored its
+       per-fold scores (user attr ``"autometa:fold_scores"``, as
+       :func:`~autometa.hpo.make_objective` and
+       :class:`~autometa.hpo.MetaSearchCV` do) counts with its own noise,
+       their standard error; the improvement is measured from the best
+       value made worse by its own standard error (:func:`incumbent`), not
+       from the luckiest value; and a candidate that would re-measure a completed trial within that
+       trial's noise (or repeat a completed or running one) is not proposed.
     3. **Fallback**: ``fallback`` samples what the surrogate cannot model
        (a parameter the knowledge base never saw or a choice it never
        tried, a branch of a conditional space no completed trial took yet,
@@ -97,7 +114,8 @@ class MetaLearnedSampler(BaseSampler):
     to ``WARM_START_WAIT_S``) for lower-numbered trials still choosing, so
     concurrent workers never try one configuration twice. The meta-trained
     surrogate is not study state: it is trained on first use and cached in
-    the process (:meth:`autometa.hpo.encoded_tasks.EncodedTasks.meta_trained`).
+    the process (:meth:`autometa.hpo.encoded_tasks.EncodedTasks.meta_trained`),
+    or read from the file shipped with a pretrained knowledge base.
 
     Parameters
     ----------
@@ -116,9 +134,11 @@ class MetaLearnedSampler(BaseSampler):
     fallback : optuna.samplers.BaseSampler or None, default=None
         The sampler for everything else; None means ``TPESampler(seed=seed)``.
     seed : int or None, default=None
-        Seeds the candidates of the model-based search, the default fallback
-        and meta-training (None meta-trains with seed 0, so the surrogate is
-        the same in every worker).
+        Seeds the candidates of the model-based search and the default
+        fallback. The surrogate's meta-training always uses seed 0
+        (``META_TRAIN_SEED``): it is a function of the knowledge base, the
+        same in every worker and every sampler, and the pretrained knowledge
+        bases ship it (:mod:`autometa.hpo.pretrained`).
     surrogate : {"meta"} or None, default="meta"
         ``"meta"``: model-based search after the warm start; None: the fallback.
     n_candidates : int, default=256
@@ -205,9 +225,7 @@ class MetaLearnedSampler(BaseSampler):
         self._n_candidates = n_candidates
         self._meta_train_steps = meta_train_steps
         self._patience = patience
-        self._tasks = [
-            task for task in knowledge_base if len(task.directions) == 1 and finite_trials(task.completed_trials())
-        ]
+        self._tasks = usable_tasks(knowledge_base)
         if descriptor is None:
             self._table: RegretTable | None = RegretTable(self._tasks)
             self._entries: list[PortfolioEntry] = self._table.greedy(n_warm_start)
@@ -284,7 +302,7 @@ class MetaLearnedSampler(BaseSampler):
         if data is None or not completed or not all(data.encoder.knows(n, d) for n, d in search_space.items()):
             return self._fallback.sample_relative(study, trial, search_space)
         with one_blas_thread():
-            return self._suggest(completed, search_space, study.direction)
+            return self._suggest(study, completed, search_space)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -320,20 +338,22 @@ class MetaLearnedSampler(BaseSampler):
         """The completed trial the sampler believes best: the incumbent to hand to a user.
 
         A study's best value is the maximum (or minimum) of noisy estimates, so
-        the trial that reached it is often lucky rather than good ("overtuning").
-        Once this sampler's surrogate exists (its model-based search has
-        proposed a trial) and ``MIN_SIMILARITY_TRIALS`` trials have completed,
-        the incumbent is the completed trial of best **posterior mean** under
-        the surrogate conditioned on the study, as for the next proposal: a
-        configuration whose neighbours also scored well beats a lone lucky
-        value. Before that (the warm start, ``surrogate=None``, a parameter the
-        surrogate cannot model) it is the trial of best value, as
-        ``study.best_trial``. Ties go to the lower trial number.
+        the trial that reached it is often lucky rather than good
+        ("overtuning"). The incumbent is the trial of best value **after
+        discounting its own noise**: its value made worse by one standard
+        error of its fold scores (user attr ``"autometa:fold_scores"``, as
+        :func:`~autometa.hpo.make_objective` and
+        :class:`~autometa.hpo.MetaSearchCV` store them), i.e. the best lower
+        confidence bound when maximising. A steady configuration beats one
+        that scored higher on luck in one fold. Without fold scores it is the
+        trial of best value, as ``study.best_trial``. The model-based search
+        measures improvement from the same trial (:func:`incumbent`). Ties go
+        to the lower trial number.
 
         Parameters
         ----------
         study : optuna.Study
-            A single-objective study this sampler has been sampling.
+            A single-objective study.
 
         Returns
         -------
@@ -353,17 +373,7 @@ class MetaLearnedSampler(BaseSampler):
         completed = _completed(study)
         if not completed:
             raise ValueError("the study has no completed trial with a finite value yet")
-        values = np.array([t.values[0] for t in completed])
-        observed = completed[int(np.argmin(values if study.direction == StudyDirection.MINIMIZE else -values))]
-        if self._surrogate_kind is None or self._model is None or len(completed) < MIN_SIMILARITY_TRIALS:
-            return observed
-        encoder = self._task_data().encoder
-        if not all(encoder.knows(name, t.distributions[name]) for t in completed for name in t.params):
-            return observed
-        with one_blas_thread():
-            model, _, x, y, prior_mean, _ = self._conditioned(completed, study.direction)
-            mu, _ = model.predict(x, y, encoder.encode([t.params for t in completed]), prior_mean)
-        return completed[int(np.argmin(np.asarray(mu)))]  # normalised ranks: lower is better
+        return completed[incumbent(completed, study.direction)]
 
     def best_params(self, study: Study) -> dict[str, Any]:
         """The parameters of :meth:`best_trial`: the configuration the sampler believes best.
@@ -455,7 +465,7 @@ class MetaLearnedSampler(BaseSampler):
         data = self._task_data()
         with self._lock:
             if self._model is None:
-                self._model = data.meta_trained(self._meta_train_steps, 0 if self._seed is None else self._seed)
+                self._model = data.meta_trained(self._meta_train_steps, META_TRAIN_SEED)
             return self._model
 
     def _uses_surrogate(self, completed: list[FrozenTrial], direction: StudyDirection) -> bool:
@@ -492,28 +502,41 @@ class MetaLearnedSampler(BaseSampler):
         }
 
     def _conditioned(self, completed: list[FrozenTrial], direction: StudyDirection):
-        """The surrogate and what it is conditioned on: ``(model, support, x, y, prior_mean, rho)``.
+        """The surrogate and what it is conditioned on: ``(model, support, x, y, noise, prior_mean, rho)``.
 
         ``support`` are the trials (:func:`_support`), ``x`` their encoding, ``y`` their
-        normalised ranks (0 best), ``prior_mean`` the head of the ``n_similar`` most similar tasks
-        and ``rho`` every task's response similarity (both None below ``MIN_SIMILARITY_TRIALS``).
+        normalised ranks (0 best), ``noise`` their own noise variances in rank units (from the
+        objective's fold scores; 0 without them), ``prior_mean`` the head of the ``n_similar``
+        most similar tasks and ``rho`` every task's response similarity (both None below
+        ``MIN_SIMILARITY_TRIALS``).
         """
         data, model = self._task_data(), self._surrogate()
         support = _support(completed, direction)
-        y = normalised_ranks([t.values[0] for t in support], _direction(direction))
+        values = [t.values[0] for t in support]
+        y = normalised_ranks(values, _direction(direction))
+        noise = rank_noise(values, [standard_error(t) for t in support]) ** 2
         x = data.encoder.encode([t.params for t in support])
         prior_mean, rho = None, None
         if len(support) >= MIN_SIMILARITY_TRIALS and len(model.task_heads):
             rho = response_similarity(y, model.task_predictions(x))
             prior_mean = top_similar_weights(rho, self._n_similar) @ model.task_heads
-        return model, support, x, y, prior_mean, rho
+        return model, support, x, y, noise, prior_mean, rho
 
     def _suggest(
-        self, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution], direction: StudyDirection
+        self, study: Study, completed: list[FrozenTrial], search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        """The candidate of highest expected improvement under the adapted surrogate."""
+        """The candidate of highest noisy expected improvement that is not a re-evaluation, under the surrogate.
+
+        The improvement is measured from the :func:`incumbent` among the support
+        trials, at its normalised rank made worse by its own noise in rank units:
+        from the best value that is not luck, rather than from the luckiest. A
+        candidate is left out when it would re-measure a trial: when the
+        surrogate bounds ``|f(candidate) - f(trial)|`` (:meth:`NumpySurrogate.difference_bound`)
+        below the trial's own noise, or the candidate equals a completed or
+        running trial. If every candidate is left out, all are scored.
+        """
         data = self._task_data()
-        model, support, x, y, prior_mean, rho = self._conditioned(completed, direction)
+        model, support, x, y, noise, prior_mean, rho = self._conditioned(completed, study.direction)
         similar = np.argsort(-rho, kind="stable")[:3] if rho is not None else np.zeros(0, dtype=int)
         best = int(np.argmin(y))
         candidates = Candidates(search_space, Signatures(completed, search_space), self._rng)
@@ -527,9 +550,24 @@ class MetaLearnedSampler(BaseSampler):
         candidates.random(self._n_candidates - len(candidates))
         x_candidates = np.repeat(x[best : best + 1], len(candidates), axis=0)
         candidates.encode_into(x_candidates, data.encoder)
-        mu, sd = model.predict(x, y, x_candidates, prior_mean)
-        score = expected_improvement(mu, sd, float(y.min()))
+        mu, sd = model.predict(x, y, x_candidates, prior_mean, noise)
+        chosen = incumbent(support, study.direction)
+        score = expected_improvement(mu, sd, float(y[chosen] + np.sqrt(noise[chosen])))
+        repeats = self._repeats(study, model, x, y, noise, prior_mean, x_candidates)
+        if not repeats.all():
+            score[repeats] = -np.inf
         return candidates.params(int(np.argmax(score)))
+
+    def _repeats(self, study, model, x, y, noise, prior_mean, x_candidates) -> np.ndarray:
+        """Which candidates would re-measure a support trial within its noise, or equal a completed or running trial."""
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.params]
+        x_running = self._task_data().encoder.encode([t.params for t in running]) if running else x[:0]
+        taken = np.concatenate([x, x_running])
+        repeats = (np.abs(x_candidates[:, None, :] - taken[None, :, :]).max(-1) < 1e-12).any(1)
+        if noise.any():
+            bound = model.difference_bound(x, y, x_candidates, x, prior_mean, noise)
+            repeats |= (bound < np.sqrt(noise)[None, :]).any(1)
+        return repeats
 
     def _multi_objective(self, study: Study) -> bool:
         if len(study.directions) == 1:
@@ -542,6 +580,18 @@ class MetaLearnedSampler(BaseSampler):
             )
             self._warned_multi_objective = True
         return True
+
+
+def incumbent(trials: Sequence[FrozenTrial], direction: StudyDirection) -> int:
+    """The index of the trial of best value made worse by one standard error of its fold scores.
+
+    :func:`autometa.hpo.encoding.standard_error` (0 without fold scores, so
+    then simply the best value); ties go to the earlier trial.
+    """
+    values = np.array([t.values[0] for t in trials])
+    errors = np.array([standard_error(t) for t in trials])
+    bound = values + errors if direction == StudyDirection.MINIMIZE else -(values - errors)
+    return int(np.argmin(bound))
 
 
 def _support(completed: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:

@@ -27,12 +27,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
@@ -40,6 +35,7 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
+from autometa.hpo.encoding import FOLD_SCORES_KEY, suggest
 from autometa.hpo.spaces import ERROR_KEY, SEARCH_SPACES, SearchSpace, estimator_value, get_space
 
 __all__ = ["MetaSearchCV", "recognise"]
@@ -118,18 +114,6 @@ def _renamed_tasks(tasks, space: SearchSpace, prefix: str) -> tuple:
                  for task in tasks)
 
 
-def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
-    if isinstance(distribution, FloatDistribution):
-        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step,
-                                   log=distribution.log)
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step,
-                                 log=distribution.log)
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    raise TypeError(f"unsupported distribution for {name!r}: {distribution!r}")
-
-
 def _estimator_has(attr: str):
     """Whether the refit best estimator, or before fit the estimator, has ``attr``."""
 
@@ -165,10 +149,10 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     **The incumbent.** A cross-validated score is a noisy estimate, and the
     best of many noisy estimates is optimistic: ``best_index_`` is the trial
     :meth:`MetaLearnedSampler.best_trial <autometa.hpo.MetaLearnedSampler.best_trial>`
-    believes best once its surrogate has conditioned on the study (a
-    configuration whose neighbours also scored well beats a lone lucky
-    score), and the trial of best mean score otherwise; the estimator as
-    given replaces it when that scores at least as high (``include_default``).
+    believes best, the best mean score made worse by one standard error of
+    its fold scores (a steady configuration beats one lucky in one fold),
+    with TPE the trial of best mean score; the estimator as given replaces
+    it when that scores at least as high (``include_default``).
 
     Parameters
     ----------
@@ -631,13 +615,14 @@ class _Objective:
             return {}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        params = {name: _suggest(trial, name, d) for name, d in self.distributions.items()}
+        params = {name: suggest(trial, name, d) for name, d in self.distributions.items()}
         try:
             record = self.scores(params)
         except ValueError as error:  # every fold failed
             trial.set_user_attr(ERROR_KEY, f"{type(error).__name__}: {error}")
             raise
         trial.set_user_attr(_SCORES_KEY, record)
+        trial.set_user_attr(FOLD_SCORES_KEY, record["test_score"])  # the sampler's measure of noise
         value = float(np.mean(record["test_score"]))
         if not np.isfinite(value):
             trial.set_user_attr(ERROR_KEY, f"non-finite mean score (fold scores {record['test_score']})")

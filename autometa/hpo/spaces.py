@@ -77,6 +77,8 @@ from sklearn.preprocessing import (
 from sklearn.svm import SVC, SVR
 from threadpoolctl import threadpool_limits
 
+from autometa.hpo.encoding import FOLD_SCORES_KEY  # the objective stores each trial's fold scores there
+
 __all__ = [
     "ERROR_KEY",
     "SEARCH_SPACES",
@@ -90,8 +92,6 @@ __all__ = [
 
 #: The trial user attr holding a failed trial's error.
 ERROR_KEY = "autometa:error"
-#: The trial user attr holding the per-fold scores of a completed trial.
-FOLD_SCORES_KEY = "autometa:fold_scores"
 _MISSING_CATEGORY = "__missing__"
 # One-hot columns per categorical feature at most; rarer values share one column.
 _MAX_CATEGORIES = 32

@@ -32,7 +32,9 @@ objectives of any scale and direction share one target space.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -194,24 +196,53 @@ class NumpySurrogate:
                 h = np.maximum(h, 0.0)
         return np.concatenate([h, x, x**2], axis=1)
 
-    def posterior(self, phi: np.ndarray, y: np.ndarray, prior_mean: np.ndarray | None = None):
+    def posterior(self, phi: np.ndarray, y: np.ndarray, prior_mean: np.ndarray | None = None,
+                  noise: np.ndarray | None = None):
         """The head's posterior given features ``phi`` and targets ``y``: ``(mean, chol)``.
 
         ``chol`` is the Cholesky factor of the posterior precision;
-        ``prior_mean`` replaces the learned prior mean when given.
+        ``prior_mean`` replaces the learned prior mean when given; ``noise``
+        (shape ``(n,)``) is each target's own noise variance, added to the
+        learned one (heteroscedastic regression: a noisy target counts less).
         """
         m0 = self.prior_mean if prior_mean is None else prior_mean
-        a = phi.T @ phi / self.noise + np.diag(self.prior_precision)
-        b = phi.T @ y / self.noise + self.prior_precision * m0
+        weight = 1.0 / (self.noise if noise is None else self.noise + np.asarray(noise))
+        weighted = phi * np.broadcast_to(weight, len(phi))[:, None]
+        a = phi.T @ weighted + np.diag(self.prior_precision)
+        b = weighted.T @ y + self.prior_precision * m0
         chol = np.linalg.cholesky(a)
         mean = _cho_solve(chol, b)
         return mean, chol
 
     def predict(self, support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray,
-                prior_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior predictive mean and standard deviation at ``query_x``, given one task's support set."""
-        mean, chol = self.posterior(self.features(support_x), support_y, prior_mean)
+                prior_mean: np.ndarray | None = None,
+                noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive mean and standard deviation at ``query_x``, given one task's support set.
+
+        ``noise``: the support targets' own noise variances (:meth:`posterior`).
+        """
+        mean, chol = self.posterior(self.features(support_x), support_y, prior_mean, noise)
         return self._predictive(self.features(query_x), mean, chol)
+
+    def difference_bound(self, support_x: np.ndarray, support_y: np.ndarray, a: np.ndarray, b: np.ndarray,
+                         prior_mean: np.ndarray | None = None, noise: np.ndarray | None = None,
+                         z: float = 2.0) -> np.ndarray:
+        """An upper bound on ``|f(a_i) - f(b_j)|`` for every pair: ``|mean difference| + z * its posterior sd``.
+
+        ``f`` is the noise-free response under the posterior given the
+        support set (as in :meth:`predict`); the posterior covariance of
+        ``f(a_i)`` and ``f(b_j)`` enters the sd, so two nearby points whose
+        values the model ties together have a small bound.
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(a), len(b))
+        """
+        mean, chol = self.posterior(self.features(support_x), support_y, prior_mean, noise)
+        phi_a, phi_b = self.features(a), self.features(b)
+        v_a, v_b = _solve_lower(chol, phi_a.T), _solve_lower(chol, phi_b.T)
+        var = (v_a**2).sum(0)[:, None] + (v_b**2).sum(0)[None, :] - 2.0 * v_a.T @ v_b
+        return np.abs((phi_a @ mean)[:, None] - (phi_b @ mean)[None, :]) + z * np.sqrt(np.maximum(var, 0.0))
 
     def task_predictions(self, x: np.ndarray) -> np.ndarray:
         """Each knowledge-base task's predicted normalised rank at ``x`` (its head), shape ``(n, n_tasks)``."""
@@ -221,6 +252,28 @@ class NumpySurrogate:
         """Predictive mean and standard deviation at features ``phi`` under the posterior ``(mean, chol)``."""
         v = _solve_lower(chol, phi.T)
         return phi @ mean, np.sqrt(self.noise + (v**2).sum(axis=0))
+
+    def save(self, path: str | os.PathLike, key: str) -> None:
+        """Write the surrogate to an ``.npz`` file (atomically), tagged with ``key``: what it was trained on."""
+        arrays = {"key": np.array(key), "noise": np.array(self.noise), "prior_mean": self.prior_mean,
+                  "prior_precision": self.prior_precision, "task_heads": self.task_heads}
+        for i, (weight, bias) in enumerate(self.layers):
+            arrays[f"weight{i}"], arrays[f"bias{i}"] = weight, bias
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as file:
+            np.savez_compressed(file, **arrays)
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> tuple[str, NumpySurrogate]:
+        """A surrogate written by :meth:`save`: ``(key, surrogate)``."""
+        with np.load(path, allow_pickle=False) as data:
+            n_layers = sum(name.startswith("weight") for name in data.files)
+            layers = [(data[f"weight{i}"], data[f"bias{i}"]) for i in range(n_layers)]
+            surrogate = cls(layers, data["prior_mean"], data["prior_precision"], float(data["noise"]))
+            surrogate.task_heads = data["task_heads"]
+            return str(data["key"]), surrogate
 
     def fit_task_heads(self, tasks_x: Sequence[np.ndarray], tasks_y: Sequence[np.ndarray]) -> None:
         """The posterior mean head of each knowledge-base task, given all its trials."""

@@ -1,4 +1,4 @@
-"""``autometa kb``: build knowledge bases from PMLB data and export them."""
+"""``autometa kb``: build knowledge bases from PMLB data, export them, and meta-train their surrogates."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SPACE_NAMES = ("hist_gradient_boosting", "random_forest", "svc", "logistic_regre
 
 
 def register(commands) -> None:
-    """Add ``kb build`` and ``kb export`` to ``commands``, the subparsers of ``autometa``."""
+    """Add ``kb build``, ``kb export`` and ``kb surrogate`` to ``commands``, the subparsers of ``autometa``."""
     kb = commands.add_parser("kb", help="knowledge bases of earlier studies for MetaLearnedSampler")
     actions = kb.add_subparsers(dest="kb_command", metavar="ACTION", required=True)
 
@@ -53,6 +53,17 @@ def register(commands) -> None:
                         help="leave out studies with fewer finished trials (default: %(default)s)")
     export.set_defaults(func=run_export)
 
+    surrogate = actions.add_parser(
+        "surrogate", help="meta-train MetaLearnedSampler's surrogate on a knowledge-base file and write it beside it",
+        description="Writes <stem>.surrogate.npz next to the knowledge base: the surrogate a MetaLearnedSampler "
+                    "with default meta_train_steps would train on first use. Shipped with a pretrained "
+                    "knowledge base (autometa/hpo/pretrained/), it saves every sampler that meta-training.",
+    )
+    surrogate.add_argument("knowledge_base", help="a knowledge-base file of `autometa kb export` (.json or .json.gz)")
+    surrogate.add_argument("--steps", type=int, default=None,
+                           help="meta-training steps (default: MetaLearnedSampler's meta_train_steps default)")
+    surrogate.set_defaults(func=run_surrogate)
+
 
 def run_build(args: argparse.Namespace) -> None:
     """Run ``autometa kb build``: one study per data set into ``--storage``, then a summary."""
@@ -89,3 +100,17 @@ def run_export(args: argparse.Namespace) -> None:
         kb = export_knowledge_base(args.storage, args.out, space=args.estimator, min_trials=args.min_trials)
     trials = sum(len(task.trials) for task in kb)
     print(f"wrote {args.out}: {len(kb)} tasks, {trials} finished trials")
+
+
+def run_surrogate(args: argparse.Namespace) -> None:
+    """Run ``autometa kb surrogate``: meta-train the sampler's surrogate on a knowledge-base file, write it beside."""
+    import time
+
+    from autometa.hpo.pretrained import write_surrogate
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be a positive number of meta-training steps, got {args.steps}")
+    start = time.perf_counter()
+    with as_user_error(ValueError, FileNotFoundError):
+        out = write_surrogate(args.knowledge_base, steps=args.steps)
+    print(f"wrote {out} ({time.perf_counter() - start:.1f} s)")

@@ -9,18 +9,29 @@ sets); :func:`load_pretrained` refuses a file whose space version differs
 from the installed space's, since its trials would describe another space.
 
 The files are plain JSON data (gzip-compressed), read without the network.
+
+Beside each, ``<space name>.surrogate.npz`` holds the
+:class:`~autometa.hpo.MetaLearnedSampler`'s surrogate meta-trained on that
+knowledge base with the sampler's defaults (``autometa kb surrogate``), so a
+sampler of a shipped knowledge base starts without meta-training; the file
+is used only when its key (a digest of the encoded tasks, the steps and the
+seed) matches, e.g. not for a knowledge base without some of its tasks.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-__all__ = ["load_pretrained", "pretrained_descriptor", "pretrained_info", "pretrained_names"]
+__all__ = ["load_pretrained", "pretrained_descriptor", "pretrained_info", "pretrained_names", "shipped_surrogate",
+           "surrogate_path", "write_surrogate"]
 
 _SUFFIX = ".json.gz"
+_SURROGATE_SUFFIX = ".surrogate.npz"
 
 
 def _files():
@@ -128,3 +139,58 @@ def pretrained_descriptor(name: str, X, y) -> dict[str, float]:
     X, y = subsample(X, y, info.get("max_rows"), info.get("seed") or 0, task == "classification",
                      min_per_class=info.get("cv", 3))
     return compute_metafeatures(X, y, task=task)
+
+
+def surrogate_path(knowledge_base_file: str | os.PathLike) -> Path:
+    """Where the surrogate of a knowledge-base file goes: beside it, ``<stem>.surrogate.npz``."""
+    path = Path(knowledge_base_file)
+    stem = path.name[: -len(_SUFFIX)] if path.name.endswith(_SUFFIX) else path.name.removesuffix(".json")
+    return path.with_name(stem + _SURROGATE_SUFFIX)
+
+
+def write_surrogate(knowledge_base_file: str | os.PathLike, steps: int | None = None) -> Path:
+    """Meta-train the sampler's surrogate on a knowledge-base file and write it beside the file (``autometa kb surrogate``).
+
+    The surrogate is the one :class:`~autometa.hpo.MetaLearnedSampler` meta-trains with its defaults
+    (``meta_train_steps`` of its signature, seed 0); the file records the key it belongs to.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.npz`` written (:func:`surrogate_path`).
+    """
+    import inspect
+
+    from autometa.hpo.build import read_knowledge_base
+    from autometa.hpo.encoded_tasks import EncodedTasks
+    from autometa.hpo.sampler import META_TRAIN_SEED, MetaLearnedSampler, usable_tasks
+    from autometa.hpo.surrogate import meta_train_surrogate
+
+    if steps is None:
+        steps = inspect.signature(MetaLearnedSampler).parameters["meta_train_steps"].default
+    kb, _ = read_knowledge_base(knowledge_base_file)
+    data = EncodedTasks(usable_tasks(kb))
+    model = meta_train_surrogate(data.tasks_x, data.tasks_y, steps=steps, seed=META_TRAIN_SEED)
+    out = surrogate_path(knowledge_base_file)
+    model.save(out, data.surrogate_key(steps, META_TRAIN_SEED))
+    return out
+
+
+@functools.cache
+def _shipped_keys() -> dict[str, Path]:
+    from autometa.hpo.surrogate import NumpySurrogate
+
+    keys = {}
+    for entry in _files().iterdir():
+        if entry.name.endswith(_SURROGATE_SUFFIX):
+            with resources.as_file(entry) as path:
+                keys[NumpySurrogate.load(path)[0]] = Path(path)
+    return keys
+
+
+def shipped_surrogate(key: str):
+    """The shipped surrogate whose key is ``key`` (:meth:`autometa.hpo.encoded_tasks.EncodedTasks.surrogate_key`), or None."""
+    from autometa.hpo.surrogate import NumpySurrogate
+
+    path = _shipped_keys().get(key)
+    return None if path is None else NumpySurrogate.load(path)[1]
