@@ -103,6 +103,23 @@ def test_recognised_estimator_is_warm_started_from_its_knowledge_base(cancer):
     assert search.best_score_ > 0.9
 
 
+def test_the_search_uses_the_surrogate_shipped_with_the_knowledge_base_and_stores_fold_scores(cancer, monkeypatch):
+    import autometa.hpo.surrogate
+    from autometa.hpo.encoding import FOLD_SCORES_KEY
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("meta-trained a surrogate that ships with the knowledge base")
+
+    monkeypatch.setattr(autometa.hpo.surrogate, "meta_train_surrogate", no_training)
+    X, y = cancer
+    search = MetaSearchCV(make_pipeline(StandardScaler(), SVC()), n_trials=7, cv=3, random_state=0,
+                          include_default=False).fit(X, y)
+    model_based = [t for t in search.study_.trials if not t.user_attrs["autometa:warm_start"]]
+    assert model_based and search.study_.sampler._model is not None  # the shipped surrogate, under renamed parameters
+    for i, trial in enumerate(search.study_.trials):
+        assert trial.user_attrs[FOLD_SCORES_KEY] == [search.cv_results_[f"split{k}_test_score"][i] for k in range(3)]
+
+
 def test_parameters_the_estimator_lacks_are_left_out_of_the_space(cancer):
     # logistic_regression's space also chooses a scaler, which LogisticRegression has not
     X, y = cancer
