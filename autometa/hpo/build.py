@@ -485,18 +485,11 @@ def export_knowledge_base(storage: str | os.PathLike | BaseStorage, out: str | o
 
 def read_knowledge_base(source: str | os.PathLike | bytes) -> tuple[KnowledgeBase, dict[str, Any] | None]:
     """Read an exported file (gzip-compressed or not) or its bytes: ``(knowledge base, build info or None)``."""
-    from autometa.hpo.knowledge_base import _read_json  # the format checks of KnowledgeBase.load
+    from autometa.hpo.knowledge_base import _parse_json  # the format checks of KnowledgeBase.load
 
     raw = source if isinstance(source, bytes) else Path(source).read_bytes()
     where = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    with tempfile.TemporaryDirectory() as scratch:
-        plain = Path(scratch) / "kb.json"
-        plain.write_bytes(raw)
-        try:
-            data = _read_json(plain)
-            kb = KnowledgeBase.load(plain)
-        except ValueError as error:
-            raise ValueError(str(error).replace(str(plain), where)) from None
-    return kb, data.get(BUILD_INFO_KEY)
+    data = _parse_json(raw, where)
+    return KnowledgeBase._from_data(data, where), data.get(BUILD_INFO_KEY)

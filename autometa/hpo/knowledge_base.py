@@ -65,6 +65,22 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _PICKLE_PROTOCOL_2_PLUS = b"\x80"
 
 
+#: Distributions read so far, by the repr of their JSON data: a knowledge base's thousands of trials
+#: share a handful of distributions, each parsed once.
+_DISTRIBUTIONS: dict[str, BaseDistribution] = {}
+
+
+def _distribution(data: Mapping[str, Any]) -> BaseDistribution:
+    """The distribution of JSON data ``data`` (as Optuna's ``distribution_to_json`` wrote it), parsed once."""
+    key = repr(data)
+    distribution = _DISTRIBUTIONS.get(key)
+    if distribution is None:
+        if len(_DISTRIBUTIONS) >= 4096:
+            _DISTRIBUTIONS.clear()
+        distribution = _DISTRIBUTIONS[key] = json_to_distribution(json.dumps(data))
+    return distribution
+
+
 @dataclass(frozen=True, eq=False)
 class TrialRecord:
     """One finished trial of a :class:`Task`, as plain data.
@@ -126,7 +142,7 @@ class TrialRecord:
             number=int(data["number"]),
             state=TrialState[data["state"]].name,
             params=dict(data["params"]),
-            distributions={name: json_to_distribution(json.dumps(d)) for name, d in data["distributions"].items()},
+            distributions={name: _distribution(d) for name, d in data["distributions"].items()},
             values=None if values is None else tuple(_decode_float(v) for v in values),
         )
 
@@ -390,11 +406,15 @@ class KnowledgeBase:
             If the file is not a knowledge base, is corrupt or truncated, or
             was written by a newer autometa.
         """
-        data = _read_json(Path(path))
+        return cls._from_data(_read_json(Path(path)), os.fspath(path))
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any], where: str) -> KnowledgeBase:
+        """The knowledge base of parsed file data (:func:`_parse_json`); ``where`` names the file in errors."""
         try:
             return cls(Task.from_dict(task) for task in data["tasks"])
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ValueError(f"{path} is a corrupt knowledge-base file ({type(error).__name__}: {error})") from error
+            raise ValueError(f"{where} is a corrupt knowledge-base file ({type(error).__name__}: {error})") from error
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tasks as versioned JSON, atomically (readers see the old or the new file)."""
@@ -569,7 +589,11 @@ def _check_direction(direction: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
+    return _parse_json(path.read_bytes(), str(path))
+
+
+def _parse_json(raw: bytes, path: str) -> dict[str, Any]:
+    """A knowledge-base file's bytes as data, after the format checks; ``path`` names the file in errors."""
     if raw.startswith(_PICKLE_PROTOCOL_2_PLUS):
         raise ValueError(f"{path} looks like a pickle; knowledge bases are JSON and pickles are never loaded")
     try:
