@@ -60,7 +60,6 @@ def usable_tasks(knowledge_base: KnowledgeBase) -> list:
     return [task for task in knowledge_base if len(task.directions) == 1 and finite_trials(task.completed_trials())]
 
 
-
 class MetaLearnedSampler(BaseSampler):
     """Warm-start a study from earlier, similar tasks, then search with a meta-learned surrogate.
 
@@ -91,8 +90,9 @@ class MetaLearnedSampler(BaseSampler):
        :class:`~autometa.hpo.MetaSearchCV` do) counts with its own noise,
        their standard error; the improvement is measured from the best
        value made worse by its own standard error (:func:`incumbent`), not
-       from the luckiest value; and a candidate that would re-measure a completed trial within that
-       trial's noise (or repeat a completed or running one) is not proposed.
+       from the luckiest value; and a candidate that would re-measure a
+       completed trial within that trial's noise (or repeat a completed or
+       running one) is not proposed.
     3. **Fallback**: ``fallback`` samples what the surrogate cannot model
        (a parameter the knowledge base never saw or a choice it never
        tried, a branch of a conditional space no completed trial took yet,
