@@ -266,8 +266,8 @@ class NumpySurrogate:
         os.replace(partial, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> tuple[str, NumpySurrogate]:
-        """A surrogate written by :meth:`save`: ``(key, surrogate)``."""
+    def load(cls, path) -> tuple[str, NumpySurrogate]:
+        """A surrogate written by :meth:`save` (a path or a binary file): ``(key, surrogate)``."""
         with np.load(path, allow_pickle=False) as data:
             n_layers = sum(name.startswith("weight") for name in data.files)
             layers = [(data[f"weight{i}"], data[f"bias{i}"]) for i in range(n_layers)]

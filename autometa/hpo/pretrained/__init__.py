@@ -177,14 +177,15 @@ def write_surrogate(knowledge_base_file: str | os.PathLike, steps: int | None = 
 
 
 @functools.cache
-def _shipped_keys() -> dict[str, Path]:
+def _shipped_keys() -> dict:
+    """The shipped surrogate files by key (read through importlib.resources, so also from a zipped install)."""
     from autometa.hpo.surrogate import NumpySurrogate
 
     keys = {}
     for entry in _files().iterdir():
         if entry.name.endswith(_SURROGATE_SUFFIX):
-            with resources.as_file(entry) as path:
-                keys[NumpySurrogate.load(path)[0]] = Path(path)
+            with entry.open("rb") as file:
+                keys[NumpySurrogate.load(file)[0]] = entry
     return keys
 
 
@@ -192,5 +193,8 @@ def shipped_surrogate(key: str):
     """The shipped surrogate whose key is ``key`` (:meth:`autometa.hpo.encoded_tasks.EncodedTasks.surrogate_key`), or None."""
     from autometa.hpo.surrogate import NumpySurrogate
 
-    path = _shipped_keys().get(key)
-    return None if path is None else NumpySurrogate.load(path)[1]
+    entry = _shipped_keys().get(key)
+    if entry is None:
+        return None
+    with entry.open("rb") as file:
+        return NumpySurrogate.load(file)[1]
