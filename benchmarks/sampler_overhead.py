@@ -101,7 +101,7 @@ def setup_times(name: str, seed: int = 0) -> dict[str, float]:
 
     from autometa.hpo.encoding import suggest
     from autometa.hpo.pretrained import load_pretrained, shipped_surrogate
-    from autometa.hpo.sampler import MetaLearnedSampler
+    from autometa.hpo.sampler import META_TRAIN_SEED, MetaLearnedSampler
     from autometa.hpo.spaces import get_space
 
     distributions = get_space(name).distributions()
@@ -115,7 +115,8 @@ def setup_times(name: str, seed: int = 0) -> dict[str, float]:
     times["sampler"] = time.perf_counter() - start
     start = time.perf_counter()
     data = sampler._task_data()
-    times["shipped"] = float(shipped_surrogate(data.surrogate_key(sampler._meta_train_steps, 0)) is not None)
+    times["shipped"] = float(shipped_surrogate(data.surrogate_key(sampler._meta_train_steps, META_TRAIN_SEED))
+                             is not None)
     sampler._surrogate()
     times["surrogate"] = time.perf_counter() - start
     times["setup"] = times["load"] + times["sampler"] + times["surrogate"]

@@ -266,7 +266,7 @@ def test_every_pretrained_knowledge_base_ships_its_sampler_surrogate(monkeypatch
     import autometa.hpo.surrogate
     from autometa.hpo.encoded_tasks import EncodedTasks
     from autometa.hpo.pretrained import load_pretrained, pretrained_names, shipped_surrogate
-    from autometa.hpo.sampler import META_TRAIN_SEED, usable_tasks
+    from autometa.hpo.sampler import META_TRAIN_SEED, META_TRAIN_STEPS, usable_tasks
 
     def no_training(*args, **kwargs):
         raise AssertionError("meta-trained a surrogate that ships with the knowledge base")
@@ -275,10 +275,10 @@ def test_every_pretrained_knowledge_base_ships_its_sampler_surrogate(monkeypatch
     for name in pretrained_names():
         data = EncodedTasks(usable_tasks(load_pretrained(name)))
         # rebuild a stale file with `autometa kb surrogate autometa/hpo/pretrained/<name>.json.gz`
-        model = shipped_surrogate(data.surrogate_key(300, META_TRAIN_SEED))
+        model = shipped_surrogate(data.surrogate_key(META_TRAIN_STEPS, META_TRAIN_SEED))
         assert model is not None, f"{name}: no shipped surrogate for the current knowledge base and encoding"
         assert model.task_heads.shape == (len(data.tasks_x), len(model.prior_mean))
-        assert data.meta_trained(300, META_TRAIN_SEED) is not None
+        assert data.meta_trained(META_TRAIN_STEPS, META_TRAIN_SEED) is model
     assert shipped_surrogate("not a key") is None
 
 

@@ -91,9 +91,8 @@ class EncodedTasks:
         NumpySurrogate
             With its task heads fitted; shared with other callers of the same content, steps and seed.
         """
-        from autometa.hpo.surrogate import meta_train_surrogate
-
         from autometa.hpo.pretrained import shipped_surrogate
+        from autometa.hpo.surrogate import meta_train_surrogate
 
         key = self.surrogate_key(steps, seed)
         with _CACHE_LOCK:

@@ -53,6 +53,8 @@ WARM_START_WAIT_S = 10.0
 #: The seed of the surrogate's meta-training: the surrogate is a function of the knowledge base (and the
 #: steps) alone, shared by every sampler of it and shipped with the pretrained ones.
 META_TRAIN_SEED = 0
+#: The default ``meta_train_steps``, with which the pretrained knowledge bases' surrogates are shipped.
+META_TRAIN_STEPS = 300
 
 
 def usable_tasks(knowledge_base: KnowledgeBase) -> list:
@@ -207,7 +209,7 @@ class MetaLearnedSampler(BaseSampler):
         seed: int | None = None,
         surrogate: str | None = "meta",
         n_candidates: int = 256,
-        meta_train_steps: int = 300,
+        meta_train_steps: int = META_TRAIN_STEPS,
         patience: int | None = 20,
     ) -> None:
         check_int(n_warm_start, "n_warm_start", 0)

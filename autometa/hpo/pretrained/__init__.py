@@ -149,25 +149,23 @@ def surrogate_path(knowledge_base_file: str | os.PathLike) -> Path:
 
 
 def write_surrogate(knowledge_base_file: str | os.PathLike, steps: int | None = None) -> Path:
-    """Meta-train the sampler's surrogate on a knowledge-base file and write it beside the file (``autometa kb surrogate``).
+    """Meta-train the sampler's surrogate on a knowledge-base file and write it beside it (``autometa kb surrogate``).
 
     The surrogate is the one :class:`~autometa.hpo.MetaLearnedSampler` meta-trains with its defaults
-    (``meta_train_steps`` of its signature, seed 0); the file records the key it belongs to.
+    (``META_TRAIN_STEPS`` steps, ``META_TRAIN_SEED``); the file records the key it belongs to.
 
     Returns
     -------
     pathlib.Path
         The ``.npz`` written (:func:`surrogate_path`).
     """
-    import inspect
-
     from autometa.hpo.build import read_knowledge_base
     from autometa.hpo.encoded_tasks import EncodedTasks
-    from autometa.hpo.sampler import META_TRAIN_SEED, MetaLearnedSampler, usable_tasks
+    from autometa.hpo.sampler import META_TRAIN_SEED, META_TRAIN_STEPS, usable_tasks
     from autometa.hpo.surrogate import meta_train_surrogate
 
     if steps is None:
-        steps = inspect.signature(MetaLearnedSampler).parameters["meta_train_steps"].default
+        steps = META_TRAIN_STEPS
     kb, _ = read_knowledge_base(knowledge_base_file)
     data = EncodedTasks(usable_tasks(kb))
     model = meta_train_surrogate(data.tasks_x, data.tasks_y, steps=steps, seed=META_TRAIN_SEED)
@@ -177,24 +175,23 @@ def write_surrogate(knowledge_base_file: str | os.PathLike, steps: int | None = 
 
 
 @functools.cache
-def _shipped_keys() -> dict:
-    """The shipped surrogate files by key (read through importlib.resources, so also from a zipped install)."""
+def _shipped() -> dict:
+    """The shipped surrogates by key, read once per process (through importlib.resources, so also from a zip)."""
     from autometa.hpo.surrogate import NumpySurrogate
 
-    keys = {}
+    surrogates = {}
     for entry in _files().iterdir():
         if entry.name.endswith(_SURROGATE_SUFFIX):
             with entry.open("rb") as file:
-                keys[NumpySurrogate.load(file)[0]] = entry
-    return keys
+                key, surrogate = NumpySurrogate.load(file)
+            surrogates[key] = surrogate
+    return surrogates
 
 
 def shipped_surrogate(key: str):
-    """The shipped surrogate whose key is ``key`` (:meth:`autometa.hpo.encoded_tasks.EncodedTasks.surrogate_key`), or None."""
-    from autometa.hpo.surrogate import NumpySurrogate
+    """The shipped surrogate whose key is ``key``, or None.
 
-    entry = _shipped_keys().get(key)
-    if entry is None:
-        return None
-    with entry.open("rb") as file:
-        return NumpySurrogate.load(file)[1]
+    ``key``: :meth:`autometa.hpo.encoded_tasks.EncodedTasks.surrogate_key`. The surrogate is shared by every
+    caller in the process, as the meta-trained ones of :meth:`~autometa.hpo.encoded_tasks.EncodedTasks.meta_trained`.
+    """
+    return _shipped().get(key)
