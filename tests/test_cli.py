@@ -77,10 +77,29 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
                  "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet"]) == 0
     assert model.exists()
     capsys.readouterr()
-    assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
-    assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+    for options in ([], ["--scoring", "two-way", "--views", "3"]):
+        assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu",
+                     *options]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
+        assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+
+
+@needs_omniglot
+def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, capsys):
+    from benchmarks import lake_cv
+
+    folds = lake_cv.FOLDS[:2]
+    first = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2)
+    out = capsys.readouterr().out
+    assert out.count("trained 2 steps") == 2 and "over folds: mean error" in out
+    assert len(first["run_errors"]) == 40 and all(0 <= e <= 1 for e in first["run_errors"])
+    again = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, scoring="two-way", views=2)
+    assert capsys.readouterr().out.count("reused") == 2 and again["pixel_errors"] == first["pixel_errors"]
+    lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
+    assert "no validation, final model" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown alphabet 'Klingon'"):
+        lake_cv.run(ZIPS, tmp_path / "other", folds=[("Korean", "Klingon")], steps=2)
 
 
 @needs_omniglot

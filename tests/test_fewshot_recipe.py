@@ -73,6 +73,49 @@ def test_learner_classifier_takes_any_labels():
     assert set(clf.fit(X, y).predict(data.images[:10])) <= set(y)
 
 
+class FixedLogits:
+    """A stand-in learner whose adapted predictor returns given logits."""
+
+    def __init__(self, logits):
+        self.logits = torch.as_tensor(logits)
+        self.support_sizes = []
+
+    def eval(self):
+        return self
+
+    def adapt(self, x, y):
+        self.support_sizes.append(len(x))
+        return lambda query: self.logits.repeat(len(query) // len(self.logits), 1)
+
+
+def test_two_way_scoring_discounts_a_class_close_to_every_query():
+    # class 0 is the nearest class of every query; only query 0 is really nearer to it than to its own class
+    logits = [[-1.0, -3.0, -3.0], [-1.0, -1.5, -3.0], [-1.0, -3.0, -1.5]]
+    X, y = np.zeros((3, 4, 4), np.float32), np.array([0, 1, 2])
+    nearest = fewshot.LearnerClassifier(FixedLogits(logits)).fit(X, y).predict(X)
+    two_way = fewshot.LearnerClassifier(FixedLogits(logits), scoring="two-way").fit(X, y).predict(X)
+    assert nearest.tolist() == [0, 0, 0] and two_way.tolist() == [0, 1, 2]
+
+
+def test_views_adapt_to_distorted_copies_and_average_the_logits():
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    learner = fewshot.build_learner("protonet", 5, image_size=16)
+    X, y = data.images[data.drawers == 0][:5], np.arange(5)
+    queries = data.images[data.drawers == 1][:5]
+    one = fewshot.LearnerClassifier(learner).fit(X, y)
+    first = fewshot.LearnerClassifier(learner, views=4, seed=3).fit(X, y).predict(queries)
+    assert np.array_equal(first, fewshot.LearnerClassifier(learner, views=4, seed=3).fit(X, y).predict(queries))
+    stub = FixedLogits(np.eye(5))
+    fewshot.LearnerClassifier(stub, views=4).fit(X, y)
+    assert stub.support_sizes == [20]
+    assert set(one.predict(queries)) <= set(y)
+    with pytest.raises(ValueError, match="unknown scoring"):
+        fewshot.LearnerClassifier(learner, scoring="hungarian")
+    with pytest.raises(ValueError, match="views must be a positive integer"):
+        fewshot.LearnerClassifier(learner, views=0)
+
+
 @pytest.mark.slow
 def test_train_learns_and_validates_on_a_held_out_alphabet():
     data = tiny_dataset()
@@ -90,3 +133,9 @@ def test_train_learns_and_validates_on_a_held_out_alphabet():
     assert trained > untrained + 0.1 and trained > pixels + 0.1
     with pytest.raises(ValueError, match="unknown algorithm"):
         fewshot.train(data, "siamese")
+
+
+def test_the_command_line_offers_the_recipes_scorings():
+    from autometa.apps.cli import fewshot as command
+
+    assert command.SCORINGS == fewshot.SCORINGS

@@ -124,24 +124,64 @@ def pixel_nearest_neighbour_accuracy(sampler: EpisodeSampler, n_episodes: int = 
     return mean_ci(accuracies)
 
 
+SCORINGS = ("nearest", "two-way")
+
+
 class LearnerClassifier:
     """``fit``/``predict`` over a meta-learner, for :func:`autometa.data.score_lake`:
-    ``fit`` adapts to the training images, ``predict`` returns their labels."""
+    ``fit`` adapts to the training images, ``predict`` returns their labels.
 
-    def __init__(self, learner: MetaLearner, device: str | torch.device = "cpu"):
+    Parameters
+    ----------
+    learner : MetaLearner
+    device : str or torch.device, default="cpu"
+    scoring : {"nearest", "two-way"}, default="nearest"
+        How queries are matched to classes. ``"nearest"``: each query alone,
+        by the learner's logits. ``"two-way"``: by the sum of two
+        log-probabilities, the class given the query (softmax over classes)
+        and the query given the class (softmax over the queries of the same
+        ``predict`` call), which discounts a class that is close to every
+        query. Two-way scoring is transductive: a query's label depends on
+        the other queries predicted with it.
+    views : int, default=1
+        Test-time augmentation: each image is seen as itself and ``views - 1``
+        random affine distortions (:func:`augment`, the training
+        distortions, drawn from ``seed``); the learner adapts to every view of
+        the training images and a query's logits are averaged over its views.
+    seed : int, default=0
+    """
+
+    def __init__(self, learner: MetaLearner, device: str | torch.device = "cpu", scoring: str = "nearest",
+                 views: int = 1, seed: int = 0):
+        if scoring not in SCORINGS:
+            raise ValueError(f"unknown scoring {scoring!r}; expected one of {', '.join(SCORINGS)}")
+        if int(views) != views or views < 1:
+            raise ValueError(f"views must be a positive integer, got {views!r}")
         self.learner = learner.eval()
         self.device = torch.device(device)
+        self.scoring = scoring
+        self.views = int(views)
+        self.seed = seed
+
+    def _views(self, X: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        """``(views, n, 1, H, W)``: the images, then their distorted copies."""
+        x = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
+        return torch.stack([x] + [augment(x, generator) for _ in range(self.views - 1)])
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LearnerClassifier":
         self.classes_, codes = np.unique(y, return_inverse=True)
-        x = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
-        self.predictor_ = self.learner.adapt(x, torch.as_tensor(codes, device=self.device))
+        x = self._views(X, torch.Generator().manual_seed(self.seed))
+        labels = torch.as_tensor(codes, device=self.device).repeat(self.views)
+        self.predictor_ = self.learner.adapt(x.flatten(0, 1), labels)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
+        x = self._views(X, torch.Generator().manual_seed(self.seed + 1))
         with torch.no_grad():
-            codes = self.predictor_(x).argmax(-1).cpu().numpy()
+            logits = self.predictor_(x.flatten(0, 1)).view(self.views, len(X), -1).mean(0)
+            if self.scoring == "two-way":
+                logits = logits.log_softmax(-1) + logits.log_softmax(0)
+            codes = logits.argmax(-1).cpu().numpy()
         return self.classes_[codes]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from autometa.apps.cli.fewshot import SCORINGS
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
@@ -71,6 +72,27 @@ def register(commands) -> None:
     omniglot.add_argument("--seed", type=non_negative_int, default=0)
     omniglot.add_argument("--quiet", action="store_true")
     omniglot.set_defaults(func=omniglot_fewshot)
+
+    lake = bench.add_parser("lake-cv", help="Lake's 20-way one-shot runs cross-validated over four folds of two "
+                                            "alphabets of the small background sets, one model per fold")
+    lake.add_argument("--data", action="append", help=OMNIGLOT_HELP)
+    lake.add_argument("--out", required=True,
+                      help="folder keeping each fold's model and runs; a fold whose model is there is scored, "
+                           "not retrained")
+    lake.add_argument("--time-budget", type=float, default=900.0,
+                      help="training seconds per fold, as `fewshot train` (default: %(default)s)")
+    lake.add_argument("--steps", type=int, help="meta-steps per fold instead of a time budget")
+    lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
+                      help="how queries are matched to classes (see LearnerClassifier; default: %(default)s)")
+    lake.add_argument("--no-validation", action="store_true",
+                      help="train each fold's model on all its alphabets and keep the final model, as `fewshot "
+                           "train --no-validation`")
+    lake.add_argument("--views", type=int, default=1,
+                      help="test-time augmentation: each image and VIEWS - 1 distortions (default: %(default)s)")
+    lake.add_argument("--device", default="auto", help=DEVICE_HELP)
+    lake.add_argument("--seed", type=non_negative_int, default=0)
+    lake.add_argument("--quiet", action="store_true", help="no progress bars")
+    lake.set_defaults(func=lake_cv)
 
     scaling = bench.add_parser("scaling", help="meta-training tasks per second on 1 and more processes")
     scaling.add_argument("--algorithm", choices=("maml", "fomaml", "reptile", "protonet", "matching"), default="maml")
@@ -196,6 +218,16 @@ def omniglot_fewshot(args) -> None:
     run(omniglot_sources(args.data), test_alphabets=args.test_alphabets, algorithms=args.algorithms,
         steps=args.steps, n_episodes=args.episodes, device=device(args.device), seed=args.seed,
         verbose=not args.quiet, ways=args.ways)
+
+
+@benchmark
+def lake_cv(args) -> None:
+    """Run ``autometa bench lake-cv``."""
+    from benchmarks.lake_cv import run
+
+    run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
+        validation=not args.no_validation,
+        device=device(args.device), scoring=args.scoring, views=args.views, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark

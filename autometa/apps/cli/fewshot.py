@@ -11,6 +11,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
                                        non_negative_int, omniglot_sources, positive_float, positive_int)
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
+SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
 
 
 def register(commands) -> None:
@@ -32,7 +33,12 @@ def register(commands) -> None:
     train.add_argument("--time-budget", type=positive_float, default=900.0, help="seconds (default: %(default)s)")
     train.add_argument("--exclude-alphabets", type=comma_list,
                        help="comma-separated alphabets to leave out entirely (for testing)")
-    train.add_argument("--val-alphabets", type=comma_list, help="comma-separated alphabets held out for model selection")
+    validation = train.add_mutually_exclusive_group()
+    validation.add_argument("--val-alphabets", type=comma_list,
+                            help="comma-separated alphabets held out for model selection (default: the largest "
+                                 "alphabet, with three or more)")
+    validation.add_argument("--no-validation", action="store_true",
+                            help="train on every alphabet and keep the final model (no checkpoint selection)")
     train.add_argument("--image-size", type=positive_int, default=28)
     train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
     train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
@@ -46,6 +52,12 @@ def register(commands) -> None:
     lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
     lake.add_argument("--model", required=True)
     lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
+    lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
+                      help="nearest: each query alone; two-way: also normalised over the run's queries, which "
+                           "discounts a class close to every query (transductive) (default: %(default)s)")
+    lake.add_argument("--views", type=positive_int, default=1,
+                      help="test-time augmentation: each image and VIEWS - 1 random distortions of it "
+                           "(default: %(default)s, none)")
     lake.add_argument("--device", default="auto")
     lake.set_defaults(func=run_eval_lake)
 
@@ -104,7 +116,8 @@ def run_train(args) -> None:
                   f"{len(dataset)} images" + (f", {context.world_size} processes" if args.distributed else ""))
         learner, summary = omniglot_recipe.train(
             dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
-            time_budget=args.time_budget, val_alphabets=args.val_alphabets or None,
+            time_budget=args.time_budget,
+            val_alphabets=[] if args.no_validation else args.val_alphabets or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
         )
@@ -129,7 +142,7 @@ def run_eval_lake(args) -> None:
         runs = load_lake_runs(args.runs, image_size=image_size)
     baseline = score_lake(pixel_distances, runs)
     print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
-    print(score_lake(LearnerClassifier(learner, resolved), runs).format())
+    print(score_lake(LearnerClassifier(learner, resolved, scoring=args.scoring, views=args.views), runs).format())
 
 
 def run_make_lake_runs(args) -> None:

@@ -1,0 +1,110 @@
+"""Lake's one-shot benchmark cross-validated over alphabet folds of the small background sets.
+
+The eight alphabets of ``images_background_small1`` and ``..._small2`` are
+split into four folds of two. For each fold a model is trained exactly as
+``autometa fewshot train`` trains it (its defaults unless told otherwise) on
+the six other alphabets, and scored on 20 runs in Lake's layout (20-way
+within-alphabet one-shot, training and test images by different drawers)
+drawn from the fold's alphabets (:func:`autometa.data.make_lake_runs`).
+Reported: each fold's mean error, the mean over folds with its 95% Student-t
+interval over the four folds, and the mean over all 80 runs with its interval
+over runs; pixel nearest neighbour on the same runs is the baseline.
+
+Models and runs are kept under ``out``; a fold whose model is already there
+is scored again instead of retrained, so test-time choices can be compared
+on the same models.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from autometa._common import describe, mean_ci
+
+# Two alphabets per fold, each fold with at least one alphabet of >= 20
+# characters (Tagalog has 17, too few for a 20-way run); the first fold is the
+# held-out pair of BENCHMARKS.md's single-split runs.
+FOLDS = (
+    ("Japanese_(katakana)", "Korean"),
+    ("Sanskrit", "Tagalog"),
+    ("Balinese", "Latin"),
+    ("Early_Aramaic", "Greek"),
+)
+
+
+def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None = None, seed: int = 0,
+        device: str = "cpu", scoring: str = "nearest", views: int = 1, validation: bool = True,
+        verbose: bool = False) -> dict:
+    """Train (or reuse) one model per fold and score it on its fold's runs; returns the errors.
+
+    ``validation=False`` trains on every alphabet of the fold's training part
+    and keeps the final model (``fewshot train --no-validation``); otherwise
+    the recipe holds its default alphabet out to pick the best checkpoint.
+    """
+    import torch
+
+    from autometa.apps import omniglot_recipe
+    from autometa.data import (
+        load_lake_runs,
+        load_omniglot,
+        make_lake_runs,
+        pixel_distances,
+        score_lake,
+    )
+    from autometa.meta import MetaLearner
+
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_omniglot(sources, rotations=True)
+    names = set(dataset.alphabet_names)
+    for fold in folds:
+        unknown = [a for a in fold if a not in names]
+        if unknown:
+            raise ValueError(f"fold {fold}: unknown alphabet {unknown[0]!r}; valid: {', '.join(sorted(names))}")
+    budget = f"{steps} steps" if steps else f"{time_budget:.0f} s budget"
+    print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
+          f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}seed {seed}), "
+          f"20 runs of 20-way one-shot from the fold's alphabets; scoring: {scoring}, views: {views}")
+    print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
+    fold_errors, run_errors, pixel_errors = [], [], []
+    for index, fold in enumerate(folds, start=1):
+        fold_dir = out / f"fold{index}"
+        runs_dir, model_path = fold_dir / "runs", fold_dir / "model.pt"
+        if not runs_dir.is_dir():
+            make_lake_runs(sources, runs_dir, alphabets=list(fold), seed=seed + index)
+        if model_path.is_file():
+            learner = MetaLearner.load(model_path)
+            note = f"reused {model_path}"
+        else:
+            train_set = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in fold])
+            start, cpu = time.perf_counter(), os.times()
+            learner, summary = omniglot_recipe.train(train_set, "protonet", steps=steps, time_budget=time_budget,
+                                                     device=device, seed=seed, verbose=verbose,
+                                                     val_alphabets=None if validation else [])
+            learner.save(model_path)
+            note = (f"trained {summary['steps']} steps in {time.perf_counter() - start:.0f} s "
+                    f"(user {os.times().user - cpu.user:.0f} s, sys {os.times().system - cpu.system:.0f} s), " + (
+                        f"validated on {', '.join(summary['val_alphabets'])}, best step {summary['best_step']}"
+                        if summary["val_alphabets"] else "no validation, final model"))
+        learner.to(device)
+        image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
+        runs = load_lake_runs(runs_dir, image_size=image_size)
+        result = score_lake(omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=views), runs)
+        pixel = score_lake(pixel_distances, runs)
+        errors = list(result.per_run_error.values())
+        fold_errors.append(result.mean_error)
+        run_errors += errors
+        pixel_errors.append(pixel.mean_error)
+        print(f"fold {index} ({', '.join(fold)}): mean error {100 * result.mean_error:.1f}% "
+              f"(pixel 1-NN {100 * pixel.mean_error:.1f}%); per run: "
+              f"{', '.join(f'{100 * e:.0f}' for e in errors)}; {note}", flush=True)
+    mean, half = mean_ci(fold_errors)
+    pooled, pooled_half = mean_ci(run_errors)
+    print(f"over folds: mean error {100 * mean:.1f}% +- {100 * half:.1f} (95% CI over {len(folds)} folds); "
+          f"over {len(run_errors)} runs {100 * pooled:.1f}% +- {100 * pooled_half:.1f}; "
+          f"pixel 1-NN {100 * float(np.mean(pixel_errors)):.1f}%")
+    return {"fold_errors": fold_errors, "run_errors": run_errors, "pixel_errors": pixel_errors}
