@@ -146,6 +146,24 @@ def read_payload(path: str | os.PathLike, map_location, *, format: str, version:
 
 
 # -- the machine ---------------------------------------------------------------
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def shipped_names(directory: Path) -> list[str]:
+    """The names of the ``.pt`` files shipped in ``directory`` (a package folder), sorted."""
+    return sorted(p.stem for p in directory.glob("*.pt"))
+
+
+def shipped_file(directory: Path, name: str, kind: str) -> Path:
+    """The shipped ``.pt`` file ``name`` (with or without ``"pretrained:"``) of ``directory``;
+    ValueError naming the available ones for an unknown name."""
+    name = name.removeprefix(PRETRAINED_PREFIX)
+    names = shipped_names(directory)
+    if name not in names:
+        raise ValueError(f"no pretrained {kind} named {name!r}; available: {', '.join(names) or 'none'}")
+    return directory / f"{name}.pt"
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo where there is one, else what platform knows."""
     try:

@@ -37,7 +37,7 @@ FOLDS = (
 
 
 def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None = None, seed: int = 0,
-        device: str = "cpu", scoring: str = "nearest", views: int = 1, validation: bool = True,
+        device: str = "cpu", scoring: str = "nearest", views: int = 8, validation: bool = True,
         verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs; returns the errors.
 

@@ -101,3 +101,12 @@ def test_atomic_save_removes_its_temporary_file_on_error(tmp_path):
     with pytest.raises(Exception):
         atomic_torch_save({"f": lambda: 0}, tmp_path / "x.pt")  # a lambda cannot be pickled
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pretrained_names_are_checked():
+    from autometa.meta import available_pretrained, pretrained_path
+
+    with pytest.raises(ValueError, match="no pretrained few-shot learner named 'klingon'; available: "):
+        MetaLearner.load("pretrained:klingon")
+    for name in available_pretrained():
+        assert pretrained_path(f"pretrained:{name}") == pretrained_path(name) and pretrained_path(name).is_file()

@@ -25,6 +25,8 @@ from autometa.meta import MetaLearner, Validation, meta_train, registry
 from autometa.tasks import EpisodeSampler, TaskBatch
 
 ALGORITHMS = registry.ALGORITHMS
+# the shipped Omniglot model (`MetaLearner.load("pretrained:omniglot-protonet")`, `eval-lake --model pretrained`)
+PRETRAINED_MODEL = "omniglot-protonet"
 
 
 @dataclass(frozen=True)

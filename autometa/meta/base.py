@@ -22,17 +22,19 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from autometa._common import atomic_torch_save, read_payload
+from autometa._common import PRETRAINED_PREFIX, atomic_torch_save, read_payload, shipped_file, shipped_names
 from autometa.meta import registry
 from autometa.nn import build_backbone, supports_task_batching
 from autometa.tasks.task import TaskBatch
 
 FORMAT = "autometa.meta"
 FORMAT_VERSION = 1
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -137,12 +139,15 @@ class MetaLearner(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None, map_location="cpu") -> "MetaLearner":
-        """Load a learner saved by :meth:`save`.
+        """Load a learner saved by :meth:`save`, or a shipped one as ``"pretrained:NAME"``
+        (see :func:`available_pretrained`).
 
         ``backbone`` is required when the learner was built around a user
         module (its architecture cannot be stored as data); pass an instance
         of the same architecture.
         """
+        if str(path).startswith(PRETRAINED_PREFIX):
+            path = pretrained_path(str(path))
         payload = read_model_payload(path, map_location)
         try:
             learner_cls = registry.class_named(payload["class"])
@@ -216,6 +221,16 @@ def check_steps(steps) -> None:
     """``steps`` overriding the inner steps at adaptation time: None or an int >= 0."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+
+
+def available_pretrained() -> list[str]:
+    """Names of the few-shot learners shipped with the package (``MetaLearner.load("pretrained:NAME")``)."""
+    return shipped_names(PRETRAINED_DIR)
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of the shipped learner ``name`` (e.g. ``"omniglot-protonet"``); ValueError for an unknown name."""
+    return shipped_file(PRETRAINED_DIR, name, "few-shot learner")
 
 
 def read_model_payload(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -26,28 +26,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autometa._common import atomic_torch_save, check_int, read_payload
+from autometa._common import PRETRAINED_PREFIX, atomic_torch_save, check_int, read_payload, shipped_file, shipped_names
 from autometa.rl.tasks import tasks_from_spec
 
 FORMAT = "autometa.rl2"
 FORMAT_VERSION = 1
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-PRETRAINED_PREFIX = "pretrained:"
 
 
 def available_pretrained() -> list[str]:
     """Names of the agents shipped with the package (``RL2Agent.load("pretrained:NAME")``)."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+    return shipped_names(PRETRAINED_DIR)
 
 
 def pretrained_path(name: str) -> Path:
     """The file of the shipped agent ``name`` (e.g. ``"bandit-k5-n10"``); ValueError for an unknown name."""
-    if name.startswith(PRETRAINED_PREFIX):
-        name = name[len(PRETRAINED_PREFIX):]
-    if name not in available_pretrained():
-        raise ValueError(f"no pretrained RL^2 agent named {name!r}; available: "
-                         f"{', '.join(available_pretrained()) or 'none'}")
-    return PRETRAINED_DIR / f"{name}.pt"
+    return shipped_file(PRETRAINED_DIR, name, "RL^2 agent")
 
 
 class LayerNormGRU(nn.Module):

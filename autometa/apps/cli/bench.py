@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from autometa.apps.cli.fewshot import SCORINGS
+from autometa.apps.cli.fewshot import EVAL_VIEWS, SCORINGS
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
@@ -87,8 +87,8 @@ def register(commands) -> None:
     lake.add_argument("--no-validation", action="store_true",
                       help="train each fold's model on all its alphabets and keep the final model, as `fewshot "
                            "train --no-validation`")
-    lake.add_argument("--views", type=int, default=1,
-                      help="test-time augmentation: each image and VIEWS - 1 distortions (default: %(default)s)")
+    lake.add_argument("--views", type=int, default=EVAL_VIEWS,
+                      help="test-time augmentation, as `fewshot eval-lake --views` (default: %(default)s)")
     lake.add_argument("--device", default="auto", help=DEVICE_HELP)
     lake.add_argument("--seed", type=non_negative_int, default=0)
     lake.add_argument("--quiet", action="store_true", help="no progress bars")

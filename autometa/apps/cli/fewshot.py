@@ -12,6 +12,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
+EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
 
 
 def register(commands) -> None:
@@ -50,14 +51,16 @@ def register(commands) -> None:
     train.set_defaults(func=run_train)
 
     lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
-    lake.add_argument("--model", required=True)
+    lake.add_argument("--model", required=True,
+                      help="a model saved by `autometa fewshot train`, or `pretrained` for the Omniglot model "
+                           "shipped with the package (pretrained:NAME for another shipped one)")
     lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
     lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
                       help="nearest: each query alone; two-way: also normalised over the run's queries, which "
                            "discounts a class close to every query (transductive) (default: %(default)s)")
-    lake.add_argument("--views", type=positive_int, default=1,
-                      help="test-time augmentation: each image and VIEWS - 1 random distortions of it "
-                           "(default: %(default)s, none)")
+    lake.add_argument("--views", type=positive_int, default=EVAL_VIEWS,
+                      help="test-time augmentation: each image and VIEWS - 1 random distortions of it, logits "
+                           "averaged over a query's views; 1 for none (default: %(default)s)")
     lake.add_argument("--device", default="auto")
     lake.set_defaults(func=run_eval_lake)
 
@@ -129,13 +132,13 @@ def run_train(args) -> None:
 
 def run_eval_lake(args) -> None:
     """Run ``autometa fewshot eval-lake``."""
-    from autometa.apps.omniglot_recipe import LearnerClassifier
+    from autometa.apps.omniglot_recipe import PRETRAINED_MODEL, LearnerClassifier
     from autometa.data import load_lake_runs, pixel_distances, score_lake
     from autometa.meta import MetaLearner
 
     resolved = device(args.device)
     with as_user_error(FileNotFoundError, ValueError):
-        learner = MetaLearner.load(args.model)
+        learner = MetaLearner.load(f"pretrained:{PRETRAINED_MODEL}" if args.model == "pretrained" else args.model)
     learner.to(resolved)
     image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
     with as_user_error(FileNotFoundError, ValueError):
