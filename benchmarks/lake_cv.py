@@ -37,13 +37,20 @@ FOLDS = (
 
 
 def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None = None, seed: int = 0,
-        device: str = "cpu", scoring: str = "nearest", views: int = 8, validation: bool = True,
+        device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         verbose: bool = False) -> dict:
-    """Train (or reuse) one model per fold and score it on its fold's runs; returns the errors.
+    """Train (or reuse) one model per fold and score it on its fold's runs.
 
-    ``validation=False`` trains on every alphabet of the fold's training part
-    and keeps the final model (``fewshot train --no-validation``); otherwise
-    the recipe holds its default alphabet out to pick the best checkpoint.
+    Every combination of ``scorings`` and ``views`` (test-time choices of
+    :class:`~autometa.apps.omniglot_recipe.LearnerClassifier`) is scored on
+    the same models and runs; the first combination is the reference that
+    the others are compared with, run by run. ``validation=False`` trains on
+    every alphabet of the fold's training part and keeps the final model
+    (``fewshot train --no-validation``); otherwise the recipe holds its
+    default alphabet out to pick the best checkpoint.
+
+    Returns ``{"pixel_errors": [per fold], "variants": {label: {"fold_errors":
+    [per fold], "run_errors": [per run]}}}``, labels such as ``"nearest, 8 views"``.
     """
     import torch
 
@@ -65,12 +72,14 @@ def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None
         unknown = [a for a in fold if a not in names]
         if unknown:
             raise ValueError(f"fold {fold}: unknown alphabet {unknown[0]!r}; valid: {', '.join(sorted(names))}")
+    variants = {f"{scoring}, {n} view{'s' * (n > 1)}": (scoring, n) for scoring in scorings for n in views}
     budget = f"{steps} steps" if steps else f"{time_budget:.0f} s budget"
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}seed {seed}), "
-          f"20 runs of 20-way one-shot from the fold's alphabets; scoring: {scoring}, views: {views}")
+          f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}")
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
-    fold_errors, run_errors, pixel_errors = [], [], []
+    results = {label: {"fold_errors": [], "run_errors": []} for label in variants}
+    pixel_errors = []
     for index, fold in enumerate(folds, start=1):
         fold_dir = out / f"fold{index}"
         runs_dir, model_path = fold_dir / "runs", fold_dir / "model.pt"
@@ -93,18 +102,29 @@ def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None
         learner.to(device)
         image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
         runs = load_lake_runs(runs_dir, image_size=image_size)
-        result = score_lake(omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=views), runs)
         pixel = score_lake(pixel_distances, runs)
-        errors = list(result.per_run_error.values())
-        fold_errors.append(result.mean_error)
-        run_errors += errors
         pixel_errors.append(pixel.mean_error)
-        print(f"fold {index} ({', '.join(fold)}): mean error {100 * result.mean_error:.1f}% "
-              f"(pixel 1-NN {100 * pixel.mean_error:.1f}%); per run: "
-              f"{', '.join(f'{100 * e:.0f}' for e in errors)}; {note}", flush=True)
-    mean, half = mean_ci(fold_errors)
-    pooled, pooled_half = mean_ci(run_errors)
-    print(f"over folds: mean error {100 * mean:.1f}% +- {100 * half:.1f} (95% CI over {len(folds)} folds); "
-          f"over {len(run_errors)} runs {100 * pooled:.1f}% +- {100 * pooled_half:.1f}; "
+        print(f"fold {index} ({', '.join(fold)}): pixel 1-NN {100 * pixel.mean_error:.1f}%; {note}")
+        for label, (scoring, n) in variants.items():
+            classifier = omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=n)
+            result = score_lake(classifier, runs)
+            errors = list(result.per_run_error.values())
+            results[label]["fold_errors"].append(result.mean_error)
+            results[label]["run_errors"] += errors
+            print(f"  {label}: mean error {100 * result.mean_error:.1f}%; per run: "
+                  f"{', '.join(f'{100 * e:.0f}' for e in errors)}", flush=True)
+    print(f"over {len(folds)} folds (95% CI over folds; over all runs; paired with the first, run by run); "
           f"pixel 1-NN {100 * float(np.mean(pixel_errors)):.1f}%")
-    return {"fold_errors": fold_errors, "run_errors": run_errors, "pixel_errors": pixel_errors}
+    reference = np.array(next(iter(results.values()))["run_errors"])
+    for label, result in results.items():
+        mean, half = mean_ci(result["fold_errors"])
+        pooled, pooled_half = mean_ci(result["run_errors"])
+        line = (f"  {label}: mean error {100 * mean:.1f}% +- {100 * half:.1f}; over {len(reference)} runs "
+                f"{100 * pooled:.1f}% +- {100 * pooled_half:.1f}")
+        difference = np.array(result["run_errors"]) - reference
+        if difference.any():
+            change, change_half = mean_ci(difference)
+            line += (f"; minus the first: {100 * change:+.1f} +- {100 * change_half:.1f} points, runs better/equal/"
+                     f"worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
+        print(line)
+    return {"pixel_errors": pixel_errors, "variants": results}

@@ -90,16 +90,23 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     from benchmarks import lake_cv
 
     folds = lake_cv.FOLDS[:2]
-    first = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2)
+    first = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, views=[1])
     out = capsys.readouterr().out
-    assert out.count("trained 2 steps") == 2 and "over folds: mean error" in out
-    assert len(first["run_errors"]) == 40 and all(0 <= e <= 1 for e in first["run_errors"])
-    again = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, scoring="two-way", views=2)
-    assert capsys.readouterr().out.count("reused") == 2 and again["pixel_errors"] == first["pixel_errors"]
+    assert out.count("trained 2 steps") == 2 and "nearest, 1 view: mean error" in out
+    errors = first["variants"]["nearest, 1 view"]["run_errors"]
+    assert len(errors) == 40 and all(0 <= e <= 1 for e in errors)
+    again = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, scorings=["nearest", "two-way"], views=[1, 2])
+    out = capsys.readouterr().out
+    assert out.count("reused") == 2 and again["pixel_errors"] == first["pixel_errors"]
+    assert list(again["variants"]) == ["nearest, 1 view", "nearest, 2 views", "two-way, 1 view", "two-way, 2 views"]
+    assert again["variants"]["nearest, 1 view"]["run_errors"] == errors  # the same models, runs and scoring
+    assert "two-way, 2 views: mean error" in out.split("over 2 folds")[1]
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
     assert "no validation, final model" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown alphabet 'Klingon'"):
         lake_cv.run(ZIPS, tmp_path / "other", folds=[("Korean", "Klingon")], steps=2)
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--scoring", "nearest,hungarian"]) == 2
+    assert "--scoring: unknown scoring 'hungarian'" in capsys.readouterr().err
 
 
 @needs_omniglot

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from autometa.apps.cli.fewshot import EVAL_VIEWS, SCORINGS
-from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, benchmark, comma_ints, comma_list, device,
+from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
 
@@ -82,13 +82,15 @@ def register(commands) -> None:
     lake.add_argument("--time-budget", type=float, default=900.0,
                       help="training seconds per fold, as `fewshot train` (default: %(default)s)")
     lake.add_argument("--steps", type=int, help="meta-steps per fold instead of a time budget")
-    lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
-                      help="how queries are matched to classes (see LearnerClassifier; default: %(default)s)")
+    lake.add_argument("--scoring", type=comma_list, default="nearest",
+                      help=f"comma-separated ways to match queries to classes, each scored on the same models: "
+                           f"{', '.join(SCORINGS)} (see `fewshot eval-lake --help`; default: %(default)s)")
     lake.add_argument("--no-validation", action="store_true",
                       help="train each fold's model on all its alphabets and keep the final model, as `fewshot "
                            "train --no-validation`")
-    lake.add_argument("--views", type=int, default=EVAL_VIEWS,
-                      help="test-time augmentation, as `fewshot eval-lake --views` (default: %(default)s)")
+    lake.add_argument("--views", type=comma_ints, default=str(EVAL_VIEWS),
+                      help="comma-separated test-time augmentations, as `fewshot eval-lake --views`, each combined "
+                           "with each --scoring; the first combination is the reference (default: %(default)s)")
     lake.add_argument("--device", default="auto", help=DEVICE_HELP)
     lake.add_argument("--seed", type=non_negative_int, default=0)
     lake.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -225,9 +227,12 @@ def lake_cv(args) -> None:
     """Run ``autometa bench lake-cv``."""
     from benchmarks.lake_cv import run
 
+    unknown = [name for name in args.scoring if name not in SCORINGS]
+    if unknown:
+        raise UserError(f"--scoring: unknown scoring {unknown[0]!r}; expected {', '.join(SCORINGS)}")
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
-        validation=not args.no_validation,
-        device=device(args.device), scoring=args.scoring, views=args.views, verbose=not args.quiet and sys.stderr.isatty())
+        device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
+        verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark
