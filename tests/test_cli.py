@@ -120,6 +120,25 @@ def test_train_options_checked_against_the_data(tmp_path, capsys):
         assert err.startswith(f"autometa: error: {message}") and "Traceback" not in err
 
 
+@needs_omniglot
+def test_train_steps_are_not_cut_by_the_default_time_budget(tmp_path, monkeypatch):
+    from autometa.apps import omniglot_recipe
+
+    budgets = []
+    real_train = omniglot_recipe.train
+
+    def train(*args, **kwargs):
+        budgets.append((kwargs["steps"], kwargs["time_budget"]))
+        return real_train(*args, **{**kwargs, "steps": 1, "time_budget": None})
+
+    monkeypatch.setattr(omniglot_recipe, "train", train)
+    data = [arg for z in ZIPS for arg in ("--data", str(z))]
+    for extra in (["--steps", "5000"], [], ["--steps", "5000", "--time-budget", "60"]):
+        assert main(["fewshot", "train", *data, "--out", str(tmp_path / "m.pt"), "--device", "cpu", "--quiet",
+                     "--n-way", "5", *extra]) == 0
+    assert budgets == [(5000, None), (None, 900.0), (5000, 60.0)]
+
+
 def test_distributed_outside_torchrun_is_a_user_error(tmp_path, capsys, monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(name, raising=False)

@@ -25,8 +25,6 @@ from autometa.meta import MetaLearner, Validation, meta_train, registry
 from autometa.tasks import EpisodeSampler, TaskBatch
 
 ALGORITHMS = registry.ALGORITHMS
-# the shipped Omniglot model (`MetaLearner.load("pretrained:omniglot-protonet")`, `eval-lake --model pretrained`)
-PRETRAINED_MODEL = "omniglot-protonet"
 
 
 @dataclass(frozen=True)

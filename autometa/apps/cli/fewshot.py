@@ -12,6 +12,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
+TRAIN_SECONDS = 900.0  # fewshot train's budget when no --steps is given
 EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
 
 
@@ -31,7 +32,8 @@ def register(commands) -> None:
                        help="episodes per meta-step (default: the algorithm's recipe; with --distributed, at least "
                             "one per process)")
     train.add_argument("--steps", type=positive_int, help="meta-steps (default: until the time budget is spent)")
-    train.add_argument("--time-budget", type=positive_float, default=900.0, help="seconds (default: %(default)s)")
+    train.add_argument("--time-budget", type=positive_float,
+                       help=f"seconds (default: {TRAIN_SECONDS:.0f} without --steps, none with it)")
     train.add_argument("--exclude-alphabets", type=comma_list,
                        help="comma-separated alphabets to leave out entirely (for testing)")
     validation = train.add_mutually_exclusive_group()
@@ -52,8 +54,8 @@ def register(commands) -> None:
 
     lake = fewshot.add_parser("eval-lake", help="score a model on a folder of Lake's 20 one-shot runs")
     lake.add_argument("--model", required=True,
-                      help="a model saved by `autometa fewshot train`, or `pretrained` for the Omniglot model "
-                           "shipped with the package (pretrained:NAME for another shipped one)")
+                      help="a model saved by `autometa fewshot train`, or pretrained:NAME for one shipped with the "
+                           "package (autometa.meta.available_pretrained())")
     lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
     lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
                       help="nearest: each query alone; two-way: also normalised over the run's queries, which "
@@ -119,7 +121,7 @@ def run_train(args) -> None:
                   f"{len(dataset)} images" + (f", {context.world_size} processes" if args.distributed else ""))
         learner, summary = omniglot_recipe.train(
             dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
-            time_budget=args.time_budget,
+            time_budget=args.time_budget or (None if args.steps else TRAIN_SECONDS),
             val_alphabets=[] if args.no_validation else args.val_alphabets or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
@@ -132,13 +134,13 @@ def run_train(args) -> None:
 
 def run_eval_lake(args) -> None:
     """Run ``autometa fewshot eval-lake``."""
-    from autometa.apps.omniglot_recipe import PRETRAINED_MODEL, LearnerClassifier
+    from autometa.apps.omniglot_recipe import LearnerClassifier
     from autometa.data import load_lake_runs, pixel_distances, score_lake
     from autometa.meta import MetaLearner
 
     resolved = device(args.device)
     with as_user_error(FileNotFoundError, ValueError):
-        learner = MetaLearner.load(f"pretrained:{PRETRAINED_MODEL}" if args.model == "pretrained" else args.model)
+        learner = MetaLearner.load(args.model)
     learner.to(resolved)
     image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
     with as_user_error(FileNotFoundError, ValueError):
