@@ -36,7 +36,7 @@ FOLDS = (
 )
 
 
-def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None = None, seed: int = 0,
+def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
@@ -73,7 +73,10 @@ def run(sources, out, folds=FOLDS, time_budget: float = 900.0, steps: int | None
         if unknown:
             raise ValueError(f"fold {fold}: unknown alphabet {unknown[0]!r}; valid: {', '.join(sorted(names))}")
     variants = {f"{scoring}, {n} view{'s' * (n > 1)}": (scoring, n) for scoring in scorings for n in views}
-    budget = f"{steps} steps" if steps else f"{time_budget:.0f} s budget"
+    limits = [f"{steps} steps"] if steps else []
+    if time_budget or not steps:
+        limits.append(f"{time_budget or omniglot_recipe.TIME_BUDGET:.0f} s budget")
+    budget = ", ".join(limits)
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}seed {seed}), "
           f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}")

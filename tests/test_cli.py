@@ -125,13 +125,13 @@ def test_train_steps_are_not_cut_by_the_default_time_budget(tmp_path, monkeypatc
     from autometa.apps import omniglot_recipe
 
     budgets = []
-    real_train = omniglot_recipe.train
+    real_meta_train = omniglot_recipe.meta_train
 
-    def train(*args, **kwargs):
+    def meta_train(*args, **kwargs):  # what reaches the training loop, then one step of it
         budgets.append((kwargs["steps"], kwargs["time_budget"]))
-        return real_train(*args, **{**kwargs, "steps": 1, "time_budget": None})
+        return real_meta_train(*args, **{**kwargs, "steps": 1, "time_budget": None})
 
-    monkeypatch.setattr(omniglot_recipe, "train", train)
+    monkeypatch.setattr(omniglot_recipe, "meta_train", meta_train)
     data = [arg for z in ZIPS for arg in ("--data", str(z))]
     for extra in (["--steps", "5000"], [], ["--steps", "5000", "--time-budget", "60"]):
         assert main(["fewshot", "train", *data, "--out", str(tmp_path / "m.pt"), "--device", "cpu", "--quiet",

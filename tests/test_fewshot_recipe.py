@@ -138,4 +138,4 @@ def test_train_learns_and_validates_on_a_held_out_alphabet():
 def test_the_command_line_offers_the_recipes_scorings():
     from autometa.apps.cli import fewshot as command
 
-    assert command.SCORINGS == fewshot.SCORINGS
+    assert command.SCORINGS == fewshot.SCORINGS and command.TRAIN_SECONDS == fewshot.TIME_BUDGET

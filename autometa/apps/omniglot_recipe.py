@@ -25,6 +25,7 @@ from autometa.meta import MetaLearner, Validation, meta_train, registry
 from autometa.tasks import EpisodeSampler, TaskBatch
 
 ALGORITHMS = registry.ALGORITHMS
+TIME_BUDGET = 900.0  # seconds of training when neither steps nor a budget is given
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def train(
     n_way: int | None = None,
     k_shot: int = 1,
     steps: int | None = None,
-    time_budget: float | None = 900.0,
+    time_budget: float | None = None,
     val_alphabets: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
@@ -208,6 +209,10 @@ def train(
     characters, when there are three or more) are held out to pick the best
     checkpoint. Returns the learner and a summary of the run.
 
+    Training stops after ``steps`` meta-steps or ``time_budget`` seconds,
+    whichever comes first; without either it runs for :data:`TIME_BUDGET`
+    seconds (``steps`` alone are all taken, however long they take).
+
     ``meta_batch`` (default: the recipe's) is the number of episodes per
     meta-step; a distributed run needs at least one per process.
 
@@ -220,6 +225,8 @@ def train(
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     recipe = RECIPES[algorithm]
     n_way = n_way or recipe.n_way
+    if steps is None and time_budget is None:
+        time_budget = TIME_BUDGET
     torch.manual_seed(seed)
     names = dataset.alphabet_names
     if val_alphabets is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from autometa.apps.cli.fewshot import EVAL_VIEWS, SCORINGS
+from autometa.apps.cli.fewshot import EVAL_VIEWS, SCORINGS, TRAIN_SECONDS
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
@@ -79,9 +79,10 @@ def register(commands) -> None:
     lake.add_argument("--out", required=True,
                       help="folder keeping each fold's model and runs; a fold whose model is there is scored, "
                            "not retrained")
-    lake.add_argument("--time-budget", type=float, default=900.0,
-                      help="training seconds per fold, as `fewshot train` (default: %(default)s)")
-    lake.add_argument("--steps", type=int, help="meta-steps per fold instead of a time budget")
+    lake.add_argument("--time-budget", type=float,
+                      help=f"training seconds per fold, as `fewshot train` (default: {TRAIN_SECONDS:.0f} without "
+                           f"--steps, none with it)")
+    lake.add_argument("--steps", type=int, help="meta-steps per fold (default: until the time budget is spent)")
     lake.add_argument("--scoring", type=comma_list, default="nearest",
                       help=f"comma-separated ways to match queries to classes, each scored on the same models: "
                            f"{', '.join(SCORINGS)} (see `fewshot eval-lake --help`; default: %(default)s)")

@@ -12,7 +12,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
-TRAIN_SECONDS = 900.0  # fewshot train's budget when no --steps is given
+TRAIN_SECONDS = 900.0  # omniglot_recipe.TIME_BUDGET, the budget without --steps (for the help)
 EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
 
 
@@ -121,7 +121,7 @@ def run_train(args) -> None:
                   f"{len(dataset)} images" + (f", {context.world_size} processes" if args.distributed else ""))
         learner, summary = omniglot_recipe.train(
             dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
-            time_budget=args.time_budget or (None if args.steps else TRAIN_SECONDS),
+            time_budget=args.time_budget,
             val_alphabets=[] if args.no_validation else args.val_alphabets or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
