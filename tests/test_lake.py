@@ -197,3 +197,23 @@ def test_lake_runs_from_small_background_zips(tmp_path):
     assert 0.5 < pixels.mean_error < 0.95  # far from perfect, better than chance (95%)
     assert score_lake(pixel_knn(), runs).per_run_error == pixels.per_run_error
     assert pixels.format().splitlines()[-1] == f"mean error: {100 * pixels.mean_error:.1f}%"
+
+
+def test_shipped_omniglot_model_beats_pixels_on_background_runs(tmp_path):
+    """``pretrained:omniglot-protonet`` loads by name and classifies one-shot runs far better than pixel 1-NN
+    (a sanity check: it trained on every small-set alphabet, so these runs are not held out; its recipe's
+    held-out score is the cross-validation of docs/omniglot_model.md)."""
+    from autometa.apps.omniglot_recipe import LearnerClassifier
+    from autometa.meta import MetaLearner, available_pretrained
+
+    assert "omniglot-protonet" in available_pretrained()
+    learner = MetaLearner.load("pretrained:omniglot-protonet")
+    assert type(learner).__name__ == "ProtoNet" and learner.config["backbone"] == {"name": "conv4", "image_size": 28}
+    root = data_root()
+    zips = [root / "omniglot" / f"images_background_small{i}.zip" for i in (1, 2)] if root else []
+    if not zips or not all(z.is_file() for z in zips):
+        pytest.skip(f"Omniglot zips not found in {root / 'omniglot' if root else '$AUTOMETA_DATA'}")
+    runs = load_lake_runs(make_lake_runs(zips, tmp_path / "runs", n_runs=4, seed=0))
+    model = score_lake(LearnerClassifier(learner, "cpu", views=1), runs)
+    pixels = score_lake(pixel_distances, runs)
+    assert model.mean_error < 0.25 < 0.6 < pixels.mean_error, (model.mean_error, pixels.mean_error)
