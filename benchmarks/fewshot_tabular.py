@@ -185,12 +185,24 @@ def baselines(seed=0) -> dict:
     }
 
 
-def _accuracies(model, eps, fresh=True) -> np.ndarray:
+def _accuracies(model, eps) -> np.ndarray:
+    """Per-episode accuracies of a fresh copy of ``model`` fitted on each support set."""
     out = np.empty(len(eps))
     for i, (sx, sy, qx, qy) in enumerate(eps):
-        m = (clone(model) if hasattr(model, "get_params") else type(model)()) if fresh else model
+        m = clone(model) if hasattr(model, "get_params") else type(model)()
         out[i] = np.mean(m.fit(sx, sy).predict(qx) == qy)
     return out
+
+
+def _meta_fitted_accuracies(model, eps) -> tuple[np.ndarray, float]:
+    """Per-episode accuracies of the meta-fitted ``model``, and the fraction of episodes whose ``fit``
+    fell back to the raw-feature rule (``support_check_``)."""
+    acc, fell_back = np.empty(len(eps)), 0
+    for i, (sx, sy, qx, qy) in enumerate(eps):
+        model.fit(sx, sy)
+        acc[i] = np.mean(model.predict(qx) == qy)
+        fell_back += bool((getattr(model, "support_check_", None) or {}).get("switched"))
+    return acc, fell_back / len(eps)
 
 
 def baseline_accuracies(name, eps_by_k, n_episodes, seed, cache_dir=None) -> dict:
@@ -228,8 +240,11 @@ def run(group="heldout", n_episodes=200, seed=0, datasets=None, data_dir=None, c
             t0 = time.perf_counter()
             model = (FewShotClassifier(random_state=seed) if estimator is None else clone(estimator)).meta_fit(Xm, ym)
             meta_time = time.perf_counter() - t0
-            ours = {k: _accuracies(model, eps[k], fresh=False) for k in SHOTS}
-            results[name] = {"ours": ours, "base": base, "choices": getattr(model, "choices_", {}), "meta_fit_s": meta_time,
+            ours, fell_back = {}, {}
+            for k in SHOTS:
+                ours[k], fell_back[k] = _meta_fitted_accuracies(model, eps[k])
+            results[name] = {"ours": ours, "fell_back": fell_back, "base": base, "choices": getattr(model, "choices_", {}),
+                             "meta_fit_s": meta_time,
                              "shape": (len(np.unique(ym)), len(ym), len(np.unique(yn)), len(yn))}
             _print_dataset(name, results[name], time.perf_counter() - started)
     summary = summarise(results, group)
@@ -251,8 +266,10 @@ def _print_dataset(name, r, seconds):
         parts.append(f"K{k}: {100 * r['ours'][k].mean():5.1f} vs {best} {100 * r['base'][best, k].mean():5.1f} "
                      f"({100 * gap:+5.1f} ± {100 * half:3.1f} {_verdict(gap, half)})")
     choices = " ".join(f"{k}:{rep}/{head}" for k, (rep, head) in r["choices"].items())
+    fell_back = " ".join(f"K{k} {100 * f:.0f}%" for k, f in r.get("fell_back", {}).items() if k > 1)
     print(f"{name:22s} [{m} meta classes/{n} rows, {mn} new/{nn}] " + " | ".join(parts)
-          + f" | meta_fit {r['meta_fit_s']:.1f}s, chose {choices} ({seconds:.0f}s)", flush=True)
+          + f" | meta_fit {r['meta_fit_s']:.1f}s, chose {choices}, fell back {fell_back} ({seconds:.0f}s)",
+          flush=True)
 
 
 def _verdict(gap, half):

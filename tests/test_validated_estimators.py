@@ -18,6 +18,8 @@ from autometa.estimators.validated import (
     Head,
     ValidatedChoice,
     batched_predict,
+    support_check,
+    support_folds,
     within_class_whitener,
 )
 from autometa.estimators.validated_regression import CANDIDATES
@@ -120,6 +122,75 @@ def test_without_meta_fit_the_raw_feature_rule():
     assert (clf.representation_, clf.head_, clf.k_used_) == ("raw", "centroid", None)
     clf.fit(X_TOY[:90], Y_TOY[:90])
     assert clf.head_ == "logistic" and not clf.embedding_used_
+
+
+@pytest.mark.parametrize("counts", [[2, 2, 3], [5, 5, 5, 5, 5], [10, 12, 10], [3, 7]])
+def test_support_folds_leave_every_class_a_training_row(counts):
+    codes = np.repeat(np.arange(len(counts)), counts)
+    folds = support_folds(codes, seed=3)
+    assert folds.max() + 1 == min(min(counts), 5)
+    for f in range(folds.max() + 1):
+        assert set(codes[folds != f]) == set(codes)
+        assert np.bincount(codes[folds == f]).max() <= -(-max(counts) // (folds.max() + 1))
+    np.testing.assert_array_equal(folds, support_folds(codes, seed=3))
+
+
+def test_support_check_falls_back_only_on_significant_evidence():
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(5), 10)
+    X = rng.normal(size=(5, 8))[codes] * 3 + rng.normal(size=(50, 8))
+    # a feature map that shrinks the informative signal away: logistic regression (C=1) on it guesses
+    shrunk = support_check(lambda Z: Z * 1e-4, "logistic", X, codes, 5)
+    assert shrunk["switched"] and shrunk["p_value"] < 0.05 and shrunk["folds"] == 5
+    assert shrunk["support_rule"] > shrunk["validated"] + 0.3
+    kept = support_check(lambda Z: Z, "centroid", X, codes, 5)
+    assert not kept["switched"] and kept["validated"] >= 0.9
+    same = support_check(lambda Z: (Z - X.mean(0)) / X.std(0), "logistic", X, codes, 5)
+    assert not same["switched"] and same["p_value"] == 1.0
+
+
+def scale_shifted_classes(seed=0):
+    """Old classes that differ in every feature, feature 0 in thousands of units, and new classes that
+    differ on feature 0 alone, in units: the meta-training standardisation shrinks the new classes' signal
+    a thousandfold and validation on old classes cannot see it."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(16), 30)
+    X = rng.normal(size=(len(y), 6))
+    old = y < 10
+    X[old] += rng.normal(size=(10, 6))[y[old]]
+    X[old, 0] *= 1000
+    X[~old, 0] = 2.0 * (y[~old] - 13) + 0.3 * rng.normal(size=(~old).sum())
+    return X, y
+
+
+def test_fit_falls_back_to_the_raw_feature_rule_when_the_support_shows_it_better(few_validation_episodes):
+    X, y = scale_shifted_classes()
+    old = y < 10
+    clf = FewShotClassifier(**FAST).meta_fit(X[old], y[old])
+    rng = np.random.default_rng(1)
+    scores, rule = [], []
+    for _ in range(5):
+        support, query = [], []
+        for c in rng.choice(np.arange(10, 16), 5, replace=False):
+            rows = rng.permutation(np.flatnonzero(y == c))
+            support += list(rows[:10])
+            query += list(rows[10:20])
+        clf.fit(X[support], y[support])
+        check = clf.support_check_
+        assert check["switched"] and check["support_rule"] > check["validated"] + 0.2 and clf.k_used_ is None
+        assert (clf.representation_, clf.head_) == ("raw", "logistic")
+        scores.append(clf.score(X[query], y[query]))
+        rule.append(FewShotClassifier().fit(X[support], y[support]).score(X[query], y[query]))
+    np.testing.assert_allclose(scores, rule)
+    clf.fit(X[support][::10], y[support][::10])  # one example per class: nothing to cross-validate
+    assert clf.support_check_ is None and clf.k_used_ == 1
+
+
+def test_fit_keeps_the_validated_choice_when_the_support_agrees(auto):
+    for Xs, ys, _, _ in tasks(5, n_tasks=5):
+        auto.fit(Xs, ys)
+        assert not auto.support_check_["switched"]
+        assert (auto.representation_, auto.head_) == auto.choices_[5]
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])

@@ -36,7 +36,7 @@ from torch import nn
 
 from autometa._common import is_int, is_positive, resolve_device
 from autometa.estimators._validated_common import Standardiser
-from autometa.estimators.validated import Head, ValidatedChoice
+from autometa.estimators.validated import FALLBACK, Head, ValidatedChoice, support_check
 from autometa.estimators.validated_regression import ValidatedRegression, predict_with
 from autometa.meta import meta_train, registry
 from autometa.tasks import EpisodeSampler, GroupedRegressionTasks
@@ -52,7 +52,7 @@ FIT_PARAMS = frozenset({"inner_steps", "random_state", "device", "verbose"})
 META_STATE = ("meta_learner_", "meta_history_", "n_features_in_", "feature_names_in_", "_meta_params",
               "choices_", "validation_scores_", "episode_sizes_", "validated_")
 TASK_STATE = ("classes_", "_learner", "_support_x", "_support_y", "_adapt_kwargs", "_predictor",
-              "_head", "representation_", "embedding_used_", "head_", "k_used_", "method_")
+              "_head", "representation_", "embedding_used_", "head_", "k_used_", "support_check_", "method_")
 PREDICT_BATCH = 4096  # rows per forward pass in predict: bounds (GPU) memory
 
 
@@ -336,7 +336,13 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     used up to K = 2) and logistic regression (the choice for K = 5, used
     from K = 3). Without :meth:`meta_fit`, :meth:`fit` standardises the
     features with the support rows and uses nearest centroid at K = 1,
-    logistic regression from K = 2.
+    logistic regression from K = 2 (the raw-feature rule). Validation sees
+    only meta-training classes, and a task's new classes may live on other
+    scales or use other features; so with two or more examples per class
+    :meth:`fit` also cross-validates the validated choice and the
+    raw-feature rule on the support set and uses the rule instead when the
+    support set shows it significantly better (one-sided sign test at 5%,
+    ``support_check_``).
 
     The other algorithms are the episodic meta-learners of
     :mod:`autometa.meta`: :meth:`meta_fit` meta-trains one on N-way K-shot
@@ -440,7 +446,14 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         ``"auto"``, after :meth:`fit`: the representation and head used.
     k_used_ : int or None
         ``"auto"``, after :meth:`fit`: the validated K whose choice was used
-        (None without :meth:`meta_fit`).
+        (None when the raw-feature rule was used).
+    support_check_ : dict or None
+        ``"auto"``, after :meth:`fit` on a meta-fitted classifier with at
+        least two examples per class: the support-set cross-validation of
+        the validated choice against the raw-feature rule
+        (:func:`autometa.estimators.validated.support_check`: ``folds``,
+        ``validated`` and ``support_rule`` accuracies, ``p_value``,
+        ``switched``); None otherwise.
     classes_ : ndarray of shape (n_classes,)
         The classes of the task seen in :meth:`fit`.
     n_features_in_ : int
@@ -568,15 +581,19 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     def _fit_auto(self, X, codes, classes):
         k = int(np.bincount(codes).min())
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        if hasattr(self, "meta_learner_"):
+        meta_fitted, check = hasattr(self, "meta_learner_"), None
+        if meta_fitted:
             selector = self.meta_learner_
             k_used, rep, head = selector.choose(k)
             features = _Features(selector, rep)
-        else:  # the raw-feature rule, standardised with the support rows
-            k_used, rep, head = None, "raw", "centroid" if k == 1 else "logistic"
+            if k >= 2:
+                check = support_check(features, head, X, codes, len(classes), seed=seed)
+        if not meta_fitted or (check and check["switched"]):  # the raw-feature rule, standardised with the support
+            k_used, (rep, head) = None, FALLBACK[1] if k == 1 else FALLBACK[5]
             features = Standardiser().fit(X)
         self._forget_task()
         self.classes_ = classes
+        self.support_check_ = check
         self._head = (features, Head(head, features(X), codes, len(classes), seed=seed))
         self.representation_, self.head_, self.k_used_ = rep, head, k_used
         self.embedding_used_ = "emb" in rep

@@ -31,12 +31,22 @@ the best pair, but keeps the best raw-feature pair unless the winner beats
 it by more than ``margin``. With fewer than 3 usable meta-training classes
 there is nothing to validate on: raw features with nearest centroid at
 K = 1 and logistic regression from K = 5.
+
+Validation sees only meta-training classes; a task's new classes may differ
+from them (other scales, other informative features). :func:`support_check`
+tests the validated choice on the task itself: cross-validation on the
+support set (K >= 2) against the rule that needs no meta-training (raw
+features standardised with the support rows, logistic regression), and
+:class:`~autometa.FewShotClassifier` falls back to that rule only when the
+support set shows it significantly better (one-sided sign test on the rows
+the two classify differently).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression
 from torch import nn
@@ -49,6 +59,9 @@ VALIDATION_SHOTS = (1, 5, 10)
 EMBEDDING_WIDTHS = (256, 128)
 # without validation: raw features, the head by support size
 FALLBACK = {1: ("raw", "centroid"), 5: ("raw", "logistic")}
+# the support check: folds of the support set, and the sign test's level
+SUPPORT_CHECK_FOLDS = 5
+SUPPORT_CHECK_ALPHA = 0.05
 
 
 # -- representations --------------------------------------------------------
@@ -328,3 +341,50 @@ class ValidatedChoice:
 
     def features(self, rep: str, X: np.ndarray) -> np.ndarray:
         return self.representations_.transform(rep, self.standardise(X))
+
+
+# -- the support check -------------------------------------------------------
+def support_folds(codes: np.ndarray, n_folds: int = SUPPORT_CHECK_FOLDS, seed: int = 0) -> np.ndarray:
+    """Fold of each support row: every class's rows, shuffled, dealt in turn into ``min(K, n_folds)``
+    folds (K: the smallest class), so that every fold leaves each class at least one training row."""
+    k = int(np.bincount(codes).min())
+    n = min(k, n_folds)
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(codes), dtype=int)
+    for c in np.unique(codes):
+        rows = rng.permutation(np.flatnonzero(codes == c))
+        folds[rows] = np.arange(len(rows)) % n
+    return folds
+
+
+def cross_validated_correct(make_features, head: str, X: np.ndarray, codes: np.ndarray, n_classes: int,
+                            folds: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Whether each support row is classified right by ``head`` fitted on the other folds;
+    ``make_features(X_train)`` returns the feature map used for that fold."""
+    correct = np.zeros(len(codes), dtype=bool)
+    for f in np.unique(folds):
+        train = folds != f
+        features = make_features(X[train])
+        fitted = Head(head, features(X[train]), codes[train], n_classes, seed=seed)
+        correct[~train] = fitted.log_proba(features(X[~train])).argmax(1) == codes[~train]
+    return correct
+
+
+def support_check(features, head: str, X: np.ndarray, codes: np.ndarray, n_classes: int, seed: int = 0,
+                  alpha: float = SUPPORT_CHECK_ALPHA) -> dict:
+    """Cross-validate, on a task's support set, the validated choice (fixed ``features``, ``head``)
+    against the rule that needs no meta-training (:data:`FALLBACK` at K = 5: logistic regression on the
+    raw features standardised with the support rows).
+
+    Returns ``{"folds", "validated", "support_rule", "p_value", "switched"}``: the number of folds, the
+    two cross-validated accuracies, the one-sided sign-test p-value of "the support rule is better"
+    over the rows exactly one of them gets right, and whether it is below ``alpha``.
+    """
+    folds = support_folds(codes, seed=seed)
+    chosen = cross_validated_correct(lambda _: features, head, X, codes, n_classes, folds, seed)
+    rule = cross_validated_correct(lambda Xt: Standardiser().fit(Xt), FALLBACK[5][1], X, codes, n_classes,
+                                   folds, seed)
+    wins, losses = int((rule & ~chosen).sum()), int((chosen & ~rule).sum())
+    p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
+    return {"folds": int(folds.max() + 1), "validated": float(chosen.mean()), "support_rule": float(rule.mean()),
+            "p_value": float(p), "switched": bool(p < alpha)}
