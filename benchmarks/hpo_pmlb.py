@@ -66,12 +66,21 @@ Samplers
     ``RandomSampler``.
 ``tpe``
     Optuna's ``TPESampler``.
+``gp``
+    Optuna's ``GPSampler`` (Gaussian-process Bayesian optimisation, no transfer).
 ``ws-cmaes``
     ``CmaEsSampler(source_trials=...)`` (Nomura et al., AAAI 2021) from the
     completed trials of the ``n_similar`` tasks nearest by descriptor
     (:func:`autometa.hpo.similarity.descriptor_weights`), numeric parameters only,
     each task's values rescaled to ``[0, 1]`` (1 best); categorical
     parameters are sampled independently at random by Optuna.
+``box+random``
+    Random search inside the box of the source tasks' best configurations
+    (Perrone et al., NeurIPS 2019; :mod:`benchmarks.transfer_baselines`).
+``portfolio``
+    A static greedy portfolio (auto-sklearn 2.0 / TabRepo style): the greedy
+    portfolio of ``n_trials`` configurations, run in order (random search
+    after it when there are fewer distinct candidates).
 ``portfolio+tpe``
     The greedy portfolio (:func:`autometa.hpo.portfolio.greedy_portfolio`,
     all tasks weighted equally) of ``portfolio_size`` configurations,
@@ -128,11 +137,16 @@ import numpy as np
 
 from autometa._common import mean_ci
 
-__all__ = ["BUDGETS", "SAMPLERS", "add_arguments", "default_model", "family", "load_split", "main",
-           "near_duplicates", "one_per_family", "outer_split", "run", "summarise", "summarise_test"]
+__all__ = ["BUDGETS", "GROUPS", "SAMPLERS", "add_arguments", "default_model", "family", "held_out_per_family",
+           "load_split", "main", "near_duplicates", "one_per_family", "outer_split", "run", "summarise",
+           "summarise_test"]
 
-SAMPLERS = ("random", "tpe", "ws-cmaes", "portfolio+tpe", "meta")
+SAMPLERS = ("random", "tpe", "gp", "ws-cmaes", "box+random", "portfolio", "portfolio+tpe", "meta")
 DEFAULT_SAMPLERS = ("random", "tpe", "portfolio+tpe", "meta")
+#: The samplers that learn from the knowledge base.
+TRANSFER_SAMPLERS = ("ws-cmaes", "box+random", "portfolio", "portfolio+tpe", "meta")
+#: The data-set groups: ``design`` picks ``n_datasets`` family representatives; ``held-out`` is every other one.
+GROUPS = ("design", "held-out")
 #: Budgets (trials) at which each run's incumbent is refitted and scored on the test part (and ``n_trials``).
 BUDGETS = (1, 3, 5, 6, 10, 20, 30)
 #: The share of each data set held out as the test part.
@@ -203,6 +217,13 @@ def one_per_family(index, task: str, n: int, max_rows: int = FAMILY_MAX_ROWS) ->
     return [names[i] for i in picks]
 
 
+def held_out_per_family(index, task: str, n: int, max_rows: int = FAMILY_MAX_ROWS) -> list[str]:
+    """Every family representative of :func:`one_per_family` that its choice of ``n`` leaves out, from small to
+    large: the data sets held back from the design of the samplers (module docstring)."""
+    design = set(one_per_family(index, task, n, max_rows))
+    return [name for name in one_per_family(index, task, len(index), max_rows) if name not in design]
+
+
 def _task_dataset(task_name: str, space: str) -> str:
     prefix = f"{space}:"
     return task_name[len(prefix):] if task_name.startswith(prefix) else task_name
@@ -249,7 +270,7 @@ def meta_surrogate_available() -> bool:
 
 
 def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, portfolio_size: int, n_similar: int,
-                  meta_options: dict | None = None):
+                  meta_options: dict | None = None, n_trials: int = 30):
     """(sampler, configurations to enqueue)."""
     import optuna
 
@@ -262,6 +283,14 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
         return optuna.samplers.RandomSampler(seed=seed), []
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed), []
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed), []
+    if name == "box+random":
+        from benchmarks.transfer_baselines import SearchBoxSampler, learned_search_box
+
+        return SearchBoxSampler(learned_search_box(sources), seed=seed), []
+    if name == "portfolio":
+        return optuna.samplers.RandomSampler(seed=seed), greedy_portfolio(sources, n_trials)
     if name == "ws-cmaes":
         weights = descriptor_weights(sources, descriptor, n_similar)
         similar = [task for task, w in zip(sources, weights) if w > 0]
@@ -408,16 +437,17 @@ def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, see
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature warnings of source_trials and the like
         sampler, enqueued = _make_sampler(sampler_name, seed, sources, descriptor, space, portfolio_size, n_similar,
-                                          meta_options)
+                                          meta_options, n_trials)
 
         own_choice = callable(getattr(sampler, "best_trial", None))
         by_value: dict[int, Any] = {}
 
         def record(study, trial):
-            if len(study.trials) in budgets:
-                incumbents[len(study.trials)] = _incumbent(study, sampler)
+            done = trial.number + 1  # trials run one at a time; enqueued ones wait in study.trials
+            if done in budgets:
+                incumbents[done] = _incumbent(study, sampler)
                 if own_choice:
-                    by_value[len(study.trials)] = _best_by_value(study)
+                    by_value[done] = _best_by_value(study)
 
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for params in enqueued[:n_trials]:
@@ -445,6 +475,58 @@ def _run_one(space_name: str, target: str, data_dir: str, sampler_name: str, see
     values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials]
     return {"dataset": target, "sampler": sampler_name, "seed": seed, "values": values, "incumbents": at,
             "seconds": round(time.perf_counter() - start, 2), "search_seconds": round(search_seconds, 2)}
+
+
+def _record_key(record: dict[str, Any]) -> tuple:
+    kind = "run" if "sampler" in record else "default"
+    return kind, record["dataset"], record.get("sampler"), record["seed"]
+
+
+def _read_cache(cache, settings: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """The cached runs and default scores of ``settings``, by ``(kind, dataset, sampler, seed)``."""
+    if cache is None or not Path(cache).is_file():
+        return {}
+    found = {}
+    for number, line in enumerate(Path(cache).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--cache {cache}, line {number}: not JSON ({error}); remove the line or the file") \
+                from None
+        if all(record.get(name) == value for name, value in _jsonable(settings).items()):
+            result = {k: v for k, v in record.items() if k not in settings}
+            found[_record_key(result)] = result
+    return found
+
+
+def _collect(jobs: list, cached: dict, cache, settings: dict[str, Any], n_jobs: int,
+             verbose: bool | None) -> list[dict[str, Any]]:
+    """The results of ``jobs`` (``(key, delayed call)`` pairs): cached ones, the rest run and appended to
+    ``cache`` as they finish; ``verbose`` None logs nothing."""
+    results = [cached[key] for key, _ in jobs if key in cached]
+    todo = [call for key, call in jobs if key not in cached]
+    if verbose and results:
+        _log(verbose, f"{len(results)} of {len(jobs)} runs from the cache")
+    for result in _parallel_results(n_jobs, todo):
+        if cache is not None:
+            with open(cache, "a") as handle:
+                handle.write(json.dumps(_jsonable({**settings, **result}), allow_nan=False) + "\n")
+        results.append(result)
+        if verbose is not None and "sampler" in result:
+            final = result["incumbents"][-1]
+            _log(verbose, f"[{len(results)}/{len(jobs)}] {result['dataset']} {result['sampler']} "
+                          f"seed {result['seed']}: best CV "
+                          f"{max((v for v in result['values'] if v is not None), default=math.nan):.4f}, "
+                          f"incumbent test {_fmt_score(final['test'])} ({result['seconds']:.0f} s)")
+    return results
+
+
+def _parallel_results(n_jobs: int, calls: list):
+    from autometa.hpo.build import _parallel
+
+    return _parallel(n_jobs)(calls) if calls else []
 
 
 def _default_score(space_name: str, target: str, data_dir: str, seed: int, max_rows: int | None,
@@ -675,6 +757,7 @@ def run(
     data_dir: str | os.PathLike | None = None,
     datasets: Sequence[str] | None = None,
     n_datasets: int = 30,
+    group: str = "design",
     kb: str = "pretrained",
     n_trials: int = 30,
     n_seeds: int = 3,
@@ -686,6 +769,7 @@ def run(
     time_limit: float | None = None,
     n_jobs: int = 1,
     out: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
     verbose: bool = True,
     meta_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -701,7 +785,11 @@ def run(
         Target data sets; None: ``n_datasets`` of them, one per family
         (:func:`one_per_family`).
     n_datasets : int, default=30
-        How many data sets ``datasets=None`` picks.
+        How many data sets ``datasets=None`` picks for the ``design`` group.
+    group : {"design", "held-out"}, default="design"
+        Without ``datasets``: ``design`` is :func:`one_per_family`'s ``n_datasets``
+        data sets, ``held-out`` every other family representative
+        (:func:`held_out_per_family`).
     kb : str, default="pretrained"
         ``"pretrained"``, a file of ``autometa kb export`` or a storage URL.
     n_trials, n_seeds : int, default=30, 3
@@ -718,6 +806,10 @@ def run(
         Runs in parallel (joblib, the active backend).
     out : str or path-like or None
         JSON output path; None writes nothing.
+    cache : str or path-like or None
+        JSON-lines file of finished runs and default scores, appended as they
+        finish; a rerun with the same file and settings skips what it holds.
+        It does not know the code: delete it after changing a sampler.
     verbose : bool, default=True
         Progress lines on stderr.
     meta_options : dict or None, default=None
@@ -750,8 +842,11 @@ def run(
         raise ValueError("--n-trials, --seeds and --n-datasets must be positive")
     directory = _pmlb_dir(data_dir)
     index = pmlb_index(directory)
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
     if datasets is None:
-        datasets = one_per_family(index, space.task, n_datasets)
+        pick = one_per_family if group == "design" else held_out_per_family
+        datasets = pick(index, space.task, n_datasets)
     targets = select_datasets(space.name, directory, list(datasets))
     knowledge_base = _load_kb(kb, space.name)
     if "meta" in samplers and not meta_surrogate_available():
@@ -760,29 +855,29 @@ def run(
     jobs, excluded, default_jobs = [], {}, []
     for target in targets:
         sources, twins = leave_out(knowledge_base, space.name, target, index)
-        if not sources and set(samplers) & {"ws-cmaes", "portfolio+tpe", "meta"}:
+        if not sources and set(samplers) & set(TRANSFER_SAMPLERS):
             raise ValueError(f"no knowledge-base task left for target {target!r} after leaving out {twins}")
         excluded[target] = twins
         for seed in range(n_seeds):
             # the new task's descriptor is what a user has: its training part
             X_train, y_train, _, _ = load_split(target, directory, space, max_rows, cv, seed)
             descriptor = compute_metafeatures(X_train, y_train, task=space.task)
-            default_jobs.append(delayed(_default_score)(space.name, target, os.fspath(directory), seed, max_rows,
-                                                        cv))
+            default_jobs.append((("default", target, None, seed),
+                                 delayed(_default_score)(space.name, target, os.fspath(directory), seed, max_rows,
+                                                         cv)))
             for sampler in samplers:
-                jobs.append(delayed(_run_one)(space.name, target, os.fspath(directory), sampler, seed, sources,
-                                              descriptor, n_trials, max_rows, cv, time_limit, portfolio_size,
-                                              n_similar, meta_options))
+                jobs.append((("run", target, sampler, seed),
+                             delayed(_run_one)(space.name, target, os.fspath(directory), sampler, seed, sources,
+                                               descriptor, n_trials, max_rows, cv, time_limit, portfolio_size,
+                                               n_similar, meta_options)))
         _log(verbose, f"{target}: {len(sources)} source tasks (left out: {', '.join(sorted(twins)) or 'none'})")
+    settings = {"estimator": space.name, "space_version": space.version, "kb": kb, "n_trials": n_trials,
+                "max_rows": max_rows, "cv": cv, "time_limit": time_limit, "portfolio_size": portfolio_size,
+                "n_similar": n_similar, "meta_options": meta_options or {}}
+    cached = _read_cache(cache, settings)
     start = time.perf_counter()
-    defaults = list(_parallel(n_jobs)(default_jobs))
-    runs = []
-    for i, result in enumerate(_parallel(n_jobs)(jobs), start=1):
-        runs.append(result)
-        final = result["incumbents"][-1]
-        _log(verbose, f"[{i}/{len(jobs)}] {result['dataset']} {result['sampler']} seed {result['seed']}: "
-                      f"best CV {max((v for v in result['values'] if v is not None), default=math.nan):.4f}, "
-                      f"incumbent test {_fmt_score(final['test'])} ({result['seconds']:.0f} s)")
+    defaults = _collect(default_jobs, cached, cache, settings, n_jobs, None)
+    runs = _collect(jobs, cached, cache, settings, n_jobs, verbose)
     order = {(d, s, k): i for i, (d, s, k) in enumerate(
         (d, s, k) for d in targets for s in samplers for k in range(n_seeds))}
     runs.sort(key=lambda r: order[(r["dataset"], r["sampler"], r["seed"])])
@@ -936,7 +1031,10 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> argpa
     parser.add_argument("--datasets", default=None,
                         help="comma-separated target data sets (default: --n-datasets of them, one per family)")
     parser.add_argument("--n-datasets", type=int, default=30,
-                        help="data sets picked, one per family, without --datasets (default: %(default)s)")
+                        help="data sets of the design group, one per family (default: %(default)s)")
+    parser.add_argument("--group", choices=GROUPS, default="design",
+                        help="without --datasets: the design group (--n-datasets family representatives) or "
+                             "held-out (every other family representative) (default: %(default)s)")
     parser.add_argument("--kb", default="pretrained",
                         help="'pretrained', a file of `autometa kb export`, or a storage URL (default: %(default)s)")
     parser.add_argument("--max-rows", type=int, default=1000, help="rows kept per data set; 0 keeps all "
@@ -952,6 +1050,8 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> argpa
         parser.add_argument("--portfolio-size", type=int, default=5, help="portfolio+tpe's enqueued configurations")
         parser.add_argument("--n-jobs", type=int, default=1, help="runs in parallel (default: %(default)s)")
         parser.add_argument("--out", default=None, help="JSON output file")
+    parser.add_argument("--cache", default=None,
+                        help="JSON-lines file of finished runs; a rerun with the same settings resumes from it")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -967,12 +1067,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     max_rows = option("max_rows", 1000)
     return run(
         estimator=option("estimator", "hist_gradient_boosting"), data_dir=option("data_dir", None), datasets=names,
-        n_datasets=option("n_datasets", 30),
+        n_datasets=option("n_datasets", 30), group=option("group", "design"),
         kb=option("kb", "pretrained"), n_trials=option("n_trials", 30), n_seeds=option("seeds", 3),
         samplers=[s.strip() for s in samplers.split(",") if s.strip()],
         portfolio_size=option("portfolio_size", 5), max_rows=None if max_rows <= 0 else max_rows,
         cv=option("cv", 3), time_limit=option("time_limit", None), n_jobs=option("n_jobs", 1),
-        out=option("out", None), verbose=not getattr(args, "quiet", False),
+        out=option("out", None), cache=option("cache", None), verbose=not getattr(args, "quiet", False),
     )
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from benchmarks.hpo_pmlb import (
     best_so_far,
     default_model,
     family,
+    held_out_per_family,
     load_split,
     near_duplicates,
     one_per_family,
@@ -135,6 +136,9 @@ def test_one_per_family_spans_sizes_and_skips_twins():
     assert names == ["iris", "monk2", "wine", "chess", "big"]
     three = one_per_family(index, "classification", 3)
     assert three == ["iris", "wine", "big"]  # evenly spaced by row count: smallest and largest kept
+    # the held-out group: every other family representative, never a design data set
+    assert held_out_per_family(index, "classification", 3) == ["monk2", "chess"]
+    assert held_out_per_family(index, "classification", 10) == []
 
 
 def test_split_default_and_summarise_test(tmp_path):
@@ -251,3 +255,76 @@ def test_meta_sampler_best_params_is_its_incumbent():
     plain = optuna.create_study(sampler=MetaLearnedSampler(KnowledgeBase.from_studies([earlier]), n_warm_start=0))
     plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=4)
     assert plain.sampler.best_trial(plain).number == plain.best_trial.number
+
+
+def test_baselines_and_the_cache_resume(tmp_path, monkeypatch, capsys):
+    from autometa.hpo.build import build_knowledge_base, export_knowledge_base
+
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (60, 3), "beta": (80, 4), "gamma": (50, 2)})
+    url = f"sqlite:///{tmp_path / 'kb.db'}"
+    build_knowledge_base("logistic_regression", data_dir, url, n_trials=6, quiet=True)
+    kb_path = tmp_path / "kb.json.gz"
+    export_knowledge_base(url, kb_path)
+    cache = tmp_path / "runs.jsonl"
+    options = dict(estimator="logistic_regression", data_dir=data_dir, datasets=["beta"], kb=str(kb_path),
+                   n_trials=4, n_seeds=1, samplers=["gp", "box+random", "portfolio"], verbose=False)
+    first = run(**options, cache=cache)
+    assert [r["sampler"] for r in first["runs"]] == ["gp", "box+random", "portfolio"]
+    assert all(len(r["values"]) == 4 and all(v is not None for v in r["values"]) for r in first["runs"])
+    assert len(cache.read_text().splitlines()) == 3 + 1  # three runs and the default's score
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a cached run ran again")
+
+    monkeypatch.setattr(hpo_pmlb, "_run_one", no_fit)
+    monkeypatch.setattr(hpo_pmlb, "_default_score", no_fit)
+    again = run(**options, cache=cache)
+    assert again["runs"] == first["runs"] and again["defaults"] == first["defaults"]
+    assert json.dumps(hpo_pmlb._jsonable(again["test_summary"])) == json.dumps(
+        hpo_pmlb._jsonable(first["test_summary"]))
+    # every budget has an incumbent, also where configurations were enqueued
+    assert all(at["test"] is not None for r in first["runs"] for at in r["incumbents"])
+    # other settings are other runs: nothing cached applies
+    with pytest.raises(AssertionError, match="ran again"):
+        run(**{**options, "n_trials": 3}, cache=cache)
+    cache.write_text(cache.read_text() + "{not json\n")
+    with pytest.raises(ValueError, match="line 5: not JSON"):
+        run(**options, cache=cache)
+
+
+def test_search_box_sampler_stays_in_the_box_of_the_best_configurations():
+    import optuna
+
+    from autometa.hpo.knowledge_base import Task
+    from benchmarks.transfer_baselines import SearchBoxSampler, learned_search_box
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    tasks = []
+    distributions = dict(x=optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+                         k=optuna.distributions.IntDistribution(1, 10),
+                         kind=optuna.distributions.CategoricalDistribution(["a", "b", "c"]))
+    for name, best in (("a", dict(x=0.01, k=3, kind="a")), ("b", dict(x=0.1, k=8, kind="b"))):
+        study = optuna.create_study(study_name=name, direction="maximize")
+        for params, value in ((best, 1.0), (dict(x=1e-3, k=1, kind="c"), 0.0)):
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+        tasks.append(Task.from_study(study))
+    box = learned_search_box(tasks)
+    assert box == {"x": (0.01, 0.1), "k": (3, 8), "kind": ["a", "b"]}
+
+    def objective(trial):
+        x = trial.suggest_float("x", 1e-4, 1.0, log=True)
+        k = trial.suggest_int("k", 1, 10)
+        kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+        other = trial.suggest_float("other", 0.0, 1.0)  # in no best configuration: its whole range
+        assert 0.01 <= x <= 0.1 and 3 <= k <= 8 and kind in ("a", "b") and 0.0 <= other <= 1.0
+        return x
+
+    study = optuna.create_study(sampler=SearchBoxSampler(box, seed=0))
+    study.optimize(objective, n_trials=40)
+    xs = [t.params["x"] for t in study.trials]
+    assert min(xs) < 0.02 and max(xs) > 0.05  # it searches the box, not a point
+    assert {t.params["kind"] for t in study.trials} == {"a", "b"}
+    again = optuna.create_study(sampler=SearchBoxSampler(box, seed=0))
+    again.optimize(objective, n_trials=40)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]  # seeded
