@@ -66,8 +66,9 @@ class RelativeSamples(MetaLearnedSampler):
 class Intersection(MetaLearnedSampler):
     """The sampler restricted to the intersection search space: the parameters every completed trial has."""
 
-    def _surrogate_space(self, completed):
-        return {n: d for n, d in super()._surrogate_space(completed).items() if all(n in t.params for t in completed)}
+    def _surrogate_space(self, study, completed):
+        return {n: d for n, d in super()._surrogate_space(study, completed).items()
+                if all(n in t.params for t in completed)}
 
 
 def test_model_based_trials_take_every_known_parameter_from_the_surrogate():
@@ -314,3 +315,21 @@ def test_flat_spaces_reproduce_the_recorded_suggestions(name, decision_margins):
 def test_on_flat_spaces_the_union_and_the_intersection_search_spaces_suggest_identically(name):
     # one process, one machine: the same suggestions bit for bit, and the random state consumed alike
     assert flat_run(name) == flat_run(name, sampler_class=Intersection)
+
+
+def test_the_union_space_is_kept_up_to_date_and_drops_a_parameter_whose_distribution_changed():
+    sampler = RelativeSamples(branchy_kb(), n_warm_start=2, meta_train_steps=30, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(branchy((0.5, 2.0, -1.8)), n_trials=8)
+    assert set(sampler.samples[7][0]) == {"kind", "x", "y", "z"}  # the union, once both branches ran
+
+    def narrower(trial):  # "x" now comes from another range: the surrogate leaves it to the fallback
+        trial.suggest_categorical("kind", ["a", "b"])
+        return (trial.suggest_float("x", -1, 1) - 0.3) ** 2
+
+    study.optimize(narrower, n_trials=2)
+    assert set(sampler.samples[9][0]) == {"kind", "y", "z"}
+    other = optuna.create_study(sampler=sampler)  # a new study starts its own union
+    other.optimize(narrower, n_trials=4)
+    assert set(sampler.samples[3][0]) == {"kind", "x"}
+    assert other.trials[3].distributions["x"] == optuna.distributions.FloatDistribution(-1, 1)

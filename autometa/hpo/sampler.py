@@ -239,6 +239,10 @@ class MetaLearnedSampler(BaseSampler):
         self._data: EncodedTasks | None = None
         self._model = None
         self._lock = threading.Lock()
+        self._space_lock = threading.Lock()
+        # the union search space of one study's completed trials, kept up to date trial by trial
+        self._space_cache: tuple[tuple, set[int], dict[str, BaseDistribution | None]] | None = None
+        self._trial_memo: tuple | None = None
         self._warned_multi_objective = False
 
     @classmethod
@@ -267,12 +271,14 @@ class MetaLearnedSampler(BaseSampler):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_lock"]
+        del state["_lock"], state["_space_lock"]
+        state["_space_cache"] = state["_trial_memo"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._space_lock = threading.Lock()
 
     @property
     def portfolio(self) -> list[dict[str, Any]]:
@@ -288,8 +294,8 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.infer_relative_search_space(study, trial)
         if trial.number < len(self._entries):
             return {}
-        completed = _completed(study)
-        space = self._surrogate_space(completed) if self._uses_surrogate(completed, study.direction) else {}
+        completed, uses_surrogate = self._trial_state(study, trial, refresh=True)
+        space = self._surrogate_space(study, completed) if uses_surrogate else {}
         return space or self._fallback.infer_relative_search_space(study, trial)
 
     def sample_relative(
@@ -299,8 +305,8 @@ class MetaLearnedSampler(BaseSampler):
             return self._fallback.sample_relative(study, trial, search_space)
         if trial.number < len(self._entries) or not search_space:
             return {}
-        completed = _completed(study)
-        data = self._task_data() if self._uses_surrogate(completed, study.direction) else None
+        completed, uses_surrogate = self._trial_state(study, trial)
+        data = self._task_data() if uses_surrogate else None
         if data is None or not completed or not all(data.encoder.knows(n, d) for n, d in search_space.items()):
             return self._fallback.sample_relative(study, trial, search_space)
         with one_blas_thread():
@@ -470,6 +476,18 @@ class MetaLearnedSampler(BaseSampler):
                 self._model = data.meta_trained(self._meta_train_steps, META_TRAIN_SEED)
             return self._model
 
+    def _trial_state(self, study: Study, trial: FrozenTrial, refresh: bool = False) -> tuple[list[FrozenTrial], bool]:
+        """``(completed trials, whether the surrogate proposes)`` for ``trial``: computed when its relative search
+        space is inferred (``refresh``), then reused when its relative parameters are sampled, as Optuna reuses
+        the search space between the two calls."""
+        key = (id(study._storage), study._study_id, trial.number)
+        memo = self._trial_memo
+        if refresh or memo is None or memo[0] != key:
+            completed = _completed(study)
+            memo = (key, completed, self._uses_surrogate(completed, study.direction))
+            self._trial_memo = memo
+        return memo[1], memo[2]
+
     def _uses_surrogate(self, completed: list[FrozenTrial], direction: StudyDirection) -> bool:
         """Whether the surrogate proposes the next model-based trial: it is on and has not stalled."""
         if self._surrogate_kind is None:
@@ -482,24 +500,35 @@ class MetaLearnedSampler(BaseSampler):
         best = int(np.argmin(values if direction == StudyDirection.MINIMIZE else -values))
         return len(completed) - 1 - best < self._patience
 
-    def _surrogate_space(self, completed: list[FrozenTrial]) -> dict[str, BaseDistribution]:
+    def _surrogate_space(self, study: Study, completed: list[FrozenTrial]) -> dict[str, BaseDistribution]:
         """The union search space of the ``completed`` trials, restricted to what the surrogate models.
 
         A parameter counts when every completed trial that has it drew it from
         one distribution; one whose distribution changed is left out (as from
-        Optuna's intersection search space) and goes to the fallback.
+        Optuna's intersection search space) and goes to the fallback. The union
+        is updated with the trials not seen before, so a trial costs the same
+        however long the study.
         """
         if not completed:
             return {}
         encoder = self._task_data().encoder
-        distributions: dict[str, BaseDistribution | None] = {}
-        for t in completed:
-            for name, distribution in t.distributions.items():
-                if distributions.setdefault(name, distribution) != distribution:
-                    distributions[name] = None
+        key = (id(study._storage), study._study_id)
+        with self._space_lock:
+            if self._space_cache is None or self._space_cache[0] != key:
+                self._space_cache = (key, set(), {})
+            _, seen, distributions = self._space_cache
+            for t in completed:
+                if t.number in seen:
+                    continue
+                seen.add(t.number)
+                for name, distribution in t.distributions.items():
+                    known = distributions.setdefault(name, distribution)
+                    if known is not None and known is not distribution and known != distribution:
+                        distributions[name] = None
+            union = dict(distributions)
         return {
             name: distribution
-            for name, distribution in sorted(distributions.items())
+            for name, distribution in sorted(union.items())
             if distribution is not None and not distribution.single() and encoder.knows(name, distribution)
         }
 
