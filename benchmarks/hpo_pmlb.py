@@ -28,7 +28,10 @@ scikit-learn's defaults of the space's estimator, with the space's fixed
 scaling kept: ``hist_gradient_boosting``: ``HistGradientBoostingClassifier()``;
 ``random_forest``: ``RandomForestClassifier()``; ``svc``: ``StandardScaler``
 + ``SVC()`` (RBF, ``C=1``, ``gamma="scale"``, no class weight);
-``logistic_regression``: ``StandardScaler`` + ``LogisticRegression()``; the
+``logistic_regression``: ``StandardScaler`` + ``LogisticRegression()``;
+``k_nearest_neighbors``: ``StandardScaler`` + ``KNeighborsClassifier()`` (5
+neighbours, uniform, Euclidean); ``mlp``: ``StandardScaler`` +
+``MLPClassifier()`` (one layer of 100, no early stopping); the
 regressors likewise (``svr`` also standardises the target).
 
 Data sets
@@ -352,6 +355,8 @@ def default_model(space, X=None, random_state: int = 0):
         RandomForestRegressor,
     )
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC, SVR
@@ -363,6 +368,8 @@ def default_model(space, X=None, random_state: int = 0):
         "random_forest": lambda: RandomForestClassifier(n_jobs=1, random_state=random_state),
         "svc": lambda: make_pipeline(StandardScaler(), SVC(random_state=random_state)),
         "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(random_state=random_state)),
+        "k_nearest_neighbors": lambda: make_pipeline(StandardScaler(), KNeighborsClassifier()),
+        "mlp": lambda: make_pipeline(StandardScaler(), MLPClassifier(random_state=random_state)),
         "hist_gradient_boosting_regressor": lambda: HistGradientBoostingRegressor(random_state=random_state),
         "random_forest_regressor": lambda: RandomForestRegressor(n_jobs=1, random_state=random_state),
         "svr": lambda: TransformedTargetRegressor(regressor=make_pipeline(StandardScaler(), SVR()),

@@ -16,10 +16,10 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, make_classificat
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import check_estimator
 
 from autometa import MetaSearchCV
@@ -130,12 +130,12 @@ def test_parameters_the_estimator_lacks_are_left_out_of_the_space(cancer):
 
 def test_param_distributions_tune_any_estimator_with_tpe():
     X, y = make_classification(n_samples=120, n_features=6, random_state=0)
-    search = MetaSearchCV(KNeighborsClassifier(), n_trials=6, cv=3, random_state=0,
-                          param_distributions={"n_neighbors": IntDistribution(1, 15)}).fit(X, y)
+    search = MetaSearchCV(DecisionTreeClassifier(random_state=0), n_trials=6, cv=3, random_state=0,
+                          param_distributions={"max_depth": IntDistribution(1, 15)}).fit(X, y)
     assert search.search_space_ is None and not search.warm_started_
     assert isinstance(search.study_.sampler, optuna.samplers.TPESampler)
     assert len(search.cv_results_["params"]) == 6 and len(search.study_.trials) == 5
-    assert all(1 <= p["n_neighbors"] <= 15 for p in search.cv_results_["params"][1:])
+    assert all(1 <= p["max_depth"] <= 15 for p in search.cv_results_["params"][1:])
 
 
 def test_regressor_without_knowledge_base_uses_its_space_with_tpe():
@@ -189,20 +189,20 @@ def test_refit_false_and_callable_refit(cancer):
 
 def test_failed_trials_rank_last_and_error_score_raise():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
-    # 2-fold training parts hold 30 rows: 40 neighbours fail, the others count
-    distributions = {"n_neighbors": CategoricalDistribution([3, 40]), "weights": CategoricalDistribution(["uniform"])}
+    # min_samples_split=0 is invalid: those trials fail, the others count
+    distributions = {"min_samples_split": CategoricalDistribution([3, 0]), "criterion": CategoricalDistribution(["gini"])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        search = MetaSearchCV(KNeighborsClassifier(), n_trials=10, cv=2, random_state=0,
+        search = MetaSearchCV(DecisionTreeClassifier(random_state=0), n_trials=10, cv=2, random_state=0,
                               param_distributions=distributions, include_default=False).fit(X, y)
     results = search.cv_results_
-    failed = np.array([p["n_neighbors"] == 40 for p in results["params"]])
+    failed = np.array([p["min_samples_split"] == 0 for p in results["params"]])
     assert failed.any() and (~failed).any()
     assert np.isnan(results["mean_test_score"][failed]).all()
     assert results["rank_test_score"][failed].min() > results["rank_test_score"][~failed].max()
-    assert search.best_params_["n_neighbors"] == 3
-    with pytest.raises(ValueError, match="n_neighbors"):
-        MetaSearchCV(KNeighborsClassifier(), n_trials=10, cv=2, random_state=0, error_score="raise",
+    assert search.best_params_["min_samples_split"] == 3
+    with pytest.raises(ValueError, match="min_samples_split"):
+        MetaSearchCV(DecisionTreeClassifier(random_state=0), n_trials=10, cv=2, random_state=0, error_score="raise",
                      param_distributions=distributions).fit(X, y)
 
 
@@ -220,12 +220,12 @@ def test_n_jobs_and_shared_storage(tmp_path, cancer):
 
 def test_clear_errors(cancer):
     X, y = cancer
-    with pytest.raises(ValueError, match="no search space for KNeighborsClassifier: pass param_distributions"):
-        MetaSearchCV(KNeighborsClassifier(), n_trials=2).fit(X, y)
-    with pytest.raises(ValueError, match="has no parameter 'n_neighbours'"):
-        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbours": IntDistribution(1, 5)}).fit(X, y)
+    with pytest.raises(ValueError, match="no search space for DecisionTreeClassifier: pass param_distributions"):
+        MetaSearchCV(DecisionTreeClassifier(), n_trials=2).fit(X, y)
+    with pytest.raises(ValueError, match="has no parameter 'max_dept'"):
+        MetaSearchCV(DecisionTreeClassifier(), param_distributions={"max_dept": IntDistribution(1, 5)}).fit(X, y)
     with pytest.raises(TypeError, match="must be an Optuna distribution"):
-        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbors": [1, 3, 5]}).fit(X, y)
+        MetaSearchCV(DecisionTreeClassifier(), param_distributions={"max_depth": [1, 3, 5]}).fit(X, y)
     with pytest.raises(ValueError, match="unknown scoring 'acuracy'"):
         MetaSearchCV(Ridge(), scoring="acuracy").fit(X, y)
     with pytest.raises(ValueError, match="several metrics are not supported"):
@@ -253,7 +253,7 @@ def test_recognise_every_space_and_subclasses():
     assert recognise(make_pipeline(StandardScaler(), make_pipeline(HistGradientBoostingClassifier()))).name == (
         "hist_gradient_boosting"
     )
-    assert recognise(KNeighborsClassifier()) is None
+    assert recognise(DecisionTreeClassifier()) is None
 
 
 def test_lightgbm_is_warm_started_when_its_knowledge_base_ships(cancer):
@@ -292,7 +292,7 @@ def test_own_knowledge_base_replaces_the_shipped_one(cancer):
     sources = [t.user_attrs["autometa:source_task"] for t in search.study_.trials]
     assert search.warm_started_ and set(sources) <= names
     with pytest.raises(ValueError, match="knowledge_base needs a search space"):
-        MetaSearchCV(KNeighborsClassifier(), param_distributions={"n_neighbors": IntDistribution(1, 5)},
+        MetaSearchCV(DecisionTreeClassifier(), param_distributions={"max_depth": IntDistribution(1, 5)},
                      knowledge_base=KnowledgeBase(kept)).fit(X, y)
 
 
@@ -308,19 +308,20 @@ def test_progress_bar_and_optuna_logging_follow_verbose(cancer, capsys):
 
 def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
     X, y = make_classification(n_samples=80, n_features=5, random_state=0)
-    # a space of bad neighbour counts only: the estimator's own 5 neighbours win
-    bad = {"n_neighbors": IntDistribution(30, 39)}
-    search = MetaSearchCV(KNeighborsClassifier(), n_trials=4, cv=2, random_state=0, param_distributions=bad).fit(X, y)
+    # a space of bad leaf sizes only: the estimator's own min_samples_leaf=1 wins
+    bad = {"min_samples_leaf": IntDistribution(30, 39)}
+    tree = DecisionTreeClassifier(random_state=0)
+    search = MetaSearchCV(tree, n_trials=4, cv=2, random_state=0, param_distributions=bad).fit(X, y)
     assert search.cv_results_["params"][0] == {} and len(search.study_.trials) == 3
     assert search.best_index_ == 0 and search.best_params_ == {}
-    assert search.best_estimator_.get_params()["n_neighbors"] == 5
-    assert np.ma.is_masked(search.cv_results_["param_n_neighbors"][0])
+    assert search.best_estimator_.get_params()["min_samples_leaf"] == 1
+    assert np.ma.is_masked(search.cv_results_["param_min_samples_leaf"][0])
     assert search.best_score_ == search.cv_results_["mean_test_score"].max()
-    good = {"n_neighbors": IntDistribution(1, 3)}
-    worse_default = MetaSearchCV(KNeighborsClassifier(n_neighbors=39), n_trials=4, cv=2, random_state=0,
-                                 param_distributions=good).fit(X, y)
-    assert worse_default.best_index_ > 0 and worse_default.best_params_["n_neighbors"] <= 3
-    only = MetaSearchCV(KNeighborsClassifier(), n_trials=1, cv=2, param_distributions=good).fit(X, y)
+    good = {"min_samples_leaf": IntDistribution(1, 3)}
+    worse_default = MetaSearchCV(DecisionTreeClassifier(min_samples_leaf=39, random_state=0), n_trials=4, cv=2,
+                                 random_state=0, param_distributions=good).fit(X, y)
+    assert worse_default.best_index_ > 0 and worse_default.best_params_["min_samples_leaf"] <= 3
+    only = MetaSearchCV(tree, n_trials=1, cv=2, param_distributions=good).fit(X, y)
     assert only.best_params_ == {} and len(only.study_.trials) == 0
 
 

@@ -66,6 +66,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     LabelEncoder,
@@ -266,6 +268,42 @@ def _logistic(params: dict[str, Any], random_state: int) -> BaseEstimator:
     return make_pipeline(_scaler(params["scaler"], random_state), model)
 
 
+def _suggest_knn(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "n_neighbors": trial.suggest_int("n_neighbors", 1, 64, log=True),
+        "weights": trial.suggest_categorical("weights", ["uniform", "distance"]),
+        "p": trial.suggest_categorical("p", [1, 2]),
+    }
+
+
+def _knn(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    model = KNeighborsClassifier(n_neighbors=params["n_neighbors"], weights=params["weights"], p=params["p"])
+    return make_pipeline(StandardScaler(), model)
+
+
+#: The epochs of the ``mlp`` space's MLPClassifier at most (scikit-learn's default); it stops earlier when the
+#: score on its own 10% validation part has not improved for 10 epochs.
+MLP_MAX_ITER = 200
+
+
+def _suggest_mlp(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 1e-1, log=True),
+        "alpha": trial.suggest_float("alpha", 1e-6, 1e-1, log=True),
+        "width": trial.suggest_int("width", 16, 256, log=True),
+        "depth": trial.suggest_int("depth", 1, 3),
+        "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
+    }
+
+
+def _mlp(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    model = MLPClassifier(hidden_layer_sizes=(params["width"],) * params["depth"],
+                          learning_rate_init=params["learning_rate_init"], alpha=params["alpha"],
+                          batch_size=params["batch_size"], max_iter=MLP_MAX_ITER, early_stopping=True,
+                          random_state=random_state)
+    return make_pipeline(StandardScaler(), model)
+
+
 def _suggest_lightgbm(trial: optuna.Trial, classification: bool = True) -> dict[str, Any]:
     params = {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
@@ -391,6 +429,14 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
         SearchSpace("logistic_regression", "1", "classification", _suggest_logistic, _logistic, "onehot", True,
                     "scaler (standard or quantile-normal) + L2 LogisticRegression: C, class weight",
                     estimator="sklearn.linear_model.LogisticRegression", estimator_params=('C', 'class_weight')),
+        SearchSpace("k_nearest_neighbors", "1", "classification", _suggest_knn, _knn, "onehot", True,
+                    "StandardScaler + KNeighborsClassifier: neighbours, weights, Minkowski p (1 or 2)",
+                    estimator="sklearn.neighbors.KNeighborsClassifier"),
+        SearchSpace("mlp", "1", "classification", _suggest_mlp, _mlp, "onehot", True,
+                    "StandardScaler + MLPClassifier (adam, early stopping): learning rate, L2 alpha, width, depth, "
+                    "batch size",
+                    estimator="sklearn.neural_network.MLPClassifier",
+                    estimator_params=("learning_rate_init", "alpha", "batch_size")),
         SearchSpace("lightgbm", "1", "classification", _suggest_lightgbm, _lightgbm, "ordinal", False,
                     "lightgbm.LGBMClassifier: learning rate, trees, leaves, leaf size, L2, column fraction, "
                     "class weight (extra 'gbm')",

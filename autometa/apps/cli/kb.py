@@ -9,7 +9,8 @@ from autometa.apps.cli.options import UserError, as_user_error, comma_list
 
 # The names of autometa.hpo.spaces.SEARCH_SPACES, kept here so that `--help` imports no scikit-learn
 # (tests/test_spaces.py checks that they agree).
-SPACE_NAMES = ("hist_gradient_boosting", "random_forest", "svc", "logistic_regression", "lightgbm", "xgboost",
+SPACE_NAMES = ("hist_gradient_boosting", "random_forest", "svc", "logistic_regression", "k_nearest_neighbors", "mlp",
+               "lightgbm", "xgboost",
                "hist_gradient_boosting_regressor", "random_forest_regressor", "svr", "ridge",
                "lightgbm_regressor", "xgboost_regressor")
 
