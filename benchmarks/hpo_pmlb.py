@@ -77,6 +77,10 @@ Samplers
     (:func:`autometa.hpo.similarity.descriptor_weights`), numeric parameters only,
     each task's values rescaled to ``[0, 1]`` (1 best); categorical
     parameters are sampled independently at random by Optuna.
+``meta-learn-tpe``
+    Task-similarity TPE (Watanabe et al., IJCAI 2023; OptunaHub's
+    ``meta_learn_tpe`` reimplemented, :mod:`benchmarks.transfer_baselines`)
+    over every source task.
 ``box+random``
     Random search inside the box of the source tasks' best configurations
     (Perrone et al., NeurIPS 2019; :mod:`benchmarks.transfer_baselines`).
@@ -144,10 +148,10 @@ __all__ = ["BUDGETS", "GROUPS", "SAMPLERS", "add_arguments", "default_model", "f
            "load_split", "main", "near_duplicates", "one_per_family", "outer_split", "run", "summarise",
            "summarise_test"]
 
-SAMPLERS = ("random", "tpe", "gp", "ws-cmaes", "box+random", "portfolio", "portfolio+tpe", "meta")
+SAMPLERS = ("random", "tpe", "gp", "ws-cmaes", "meta-learn-tpe", "box+random", "portfolio", "portfolio+tpe", "meta")
 DEFAULT_SAMPLERS = ("random", "tpe", "portfolio+tpe", "meta")
 #: The samplers that learn from the knowledge base.
-TRANSFER_SAMPLERS = ("ws-cmaes", "box+random", "portfolio", "portfolio+tpe", "meta")
+TRANSFER_SAMPLERS = ("ws-cmaes", "meta-learn-tpe", "box+random", "portfolio", "portfolio+tpe", "meta")
 #: The data-set groups: ``design`` picks ``n_datasets`` family representatives; ``held-out`` is every other one.
 GROUPS = ("design", "held-out")
 #: Budgets (trials) at which each run's incumbent is refitted and scored on the test part (and ``n_trials``).
@@ -288,6 +292,10 @@ def _make_sampler(name: str, seed: int, sources: list, descriptor: dict, space, 
         return optuna.samplers.TPESampler(seed=seed), []
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed), []
+    if name == "meta-learn-tpe":
+        from benchmarks.transfer_baselines import TaskSimilarityTPESampler
+
+        return TaskSimilarityTPESampler(sources, space.distributions(), seed=seed), []
     if name == "box+random":
         from benchmarks.transfer_baselines import SearchBoxSampler, learned_search_box
 

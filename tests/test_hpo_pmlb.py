@@ -266,8 +266,8 @@ def test_baselines_and_the_cache_resume(tmp_path, monkeypatch, capsys):
     kb_path = tmp_path / "kb.json.gz"
     export_knowledge_base(url, kb_path)
     cache = tmp_path / "runs.jsonl"
-    options = dict(estimator="logistic_regression", data_dir=data_dir, datasets=["beta"], kb=str(kb_path),
-                   n_trials=4, n_seeds=1, samplers=["gp", "box+random", "portfolio"], verbose=False)
+    options = {"estimator": "logistic_regression", "data_dir": data_dir, "datasets": ["beta"], "kb": str(kb_path),
+                   "n_trials": 4, "n_seeds": 1, "samplers": ["gp", "box+random", "portfolio"], "verbose": False}
     first = run(**options, cache=cache)
     assert [r["sampler"] for r in first["runs"]] == ["gp", "box+random", "portfolio"]
     assert all(len(r["values"]) == 4 and all(v is not None for v in r["values"]) for r in first["runs"])
@@ -301,12 +301,12 @@ def test_search_box_sampler_stays_in_the_box_of_the_best_configurations():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     tasks = []
-    distributions = dict(x=optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
-                         k=optuna.distributions.IntDistribution(1, 10),
-                         kind=optuna.distributions.CategoricalDistribution(["a", "b", "c"]))
-    for name, best in (("a", dict(x=0.01, k=3, kind="a")), ("b", dict(x=0.1, k=8, kind="b"))):
+    distributions = {"x": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+                         "k": optuna.distributions.IntDistribution(1, 10),
+                         "kind": optuna.distributions.CategoricalDistribution(["a", "b", "c"])}
+    for name, best in (("a", {"x": 0.01, "k": 3, "kind": "a"}), ("b", {"x": 0.1, "k": 8, "kind": "b"})):
         study = optuna.create_study(study_name=name, direction="maximize")
-        for params, value in ((best, 1.0), (dict(x=1e-3, k=1, kind="c"), 0.0)):
+        for params, value in ((best, 1.0), ({"x": 1e-3, "k": 1, "kind": "c"}, 0.0)):
             study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
         tasks.append(Task.from_study(study))
     box = learned_search_box(tasks)
@@ -328,3 +328,40 @@ def test_search_box_sampler_stays_in_the_box_of_the_best_configurations():
     again = optuna.create_study(sampler=SearchBoxSampler(box, seed=0))
     again.optimize(objective, n_trials=40)
     assert [t.params for t in again.trials] == [t.params for t in study.trials]  # seeded
+
+
+def test_task_similarity_tpe_weighs_the_similar_source_task_and_finds_the_optimum():
+    import optuna
+
+    from autometa.hpo.knowledge_base import Task
+    from benchmarks.transfer_baselines import TaskSimilarityTPESampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"x": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True),
+             "kind": optuna.distributions.CategoricalDistribution(["a", "b"])}
+
+    def family(optimum, good):
+        def objective(trial):
+            x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+            kind = trial.suggest_categorical("kind", ["a", "b"])
+            return (np.log10(x) - np.log10(optimum)) ** 2 + (kind != good)
+        return objective
+
+    def source(name, optimum, good):
+        study = optuna.create_study(study_name=name, sampler=optuna.samplers.RandomSampler(seed=len(name)))
+        study.optimize(family(optimum, good), n_trials=40)
+        return Task.from_study(study)
+
+    near, far = source("near", 0.01, "a"), source("faraway", 0.8, "b")
+    sampler = TaskSimilarityTPESampler([far, near], space, seed=0, n_startup_trials=5)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(family(0.01, "a"), n_trials=25)
+    target = sampler._densities([t.params for t in study.trials], [t.value for t in study.trials])
+    weights = sampler.task_weights(target)
+    assert weights.shape == (3,) and weights.sum() == pytest.approx(1.0)
+    assert weights[2] > 1.5 * weights[1]  # the source with the same optimum counts more
+    random = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    random.optimize(family(0.01, "a"), n_trials=25)
+    assert np.median([t.value for t in study.trials[5:]]) < 0.5 * np.median([t.value for t in random.trials[5:]])
+    # every proposal lies in the space; the first n_startup_trials are random
+    assert all(1e-3 <= t.params["x"] <= 1.0 and t.params["kind"] in ("a", "b") for t in study.trials)
