@@ -105,13 +105,21 @@ class Signatures:
 
     def __init__(self, completed: Sequence, search_space: dict[str, BaseDistribution]):
         self.space = search_space
-        self.of_trials = [signature(t.params, search_space) for t in completed]
-        self.distinct = list(dict.fromkeys(self.of_trials))
+        self.of_trials: list[frozenset] = []
+        self.distinct: list[frozenset] = []
         self._taken: dict[tuple[frozenset, str], set[int]] = {}
-        for trial_signature, t in zip(self.of_trials, completed):
+        self.add(completed)
+
+    def add(self, completed: Sequence) -> None:
+        """Learn from more completed trials, as if they had come after the earlier ones."""
+        for t in completed:
+            trial_signature = signature(t.params, self.space)
+            self.of_trials.append(trial_signature)
+            if trial_signature not in self.distinct:
+                self.distinct.append(trial_signature)
             for name in trial_signature:
-                if isinstance(search_space[name], CategoricalDistribution):
-                    index = choice_index(search_space[name], t.params[name])
+                if isinstance(self.space[name], CategoricalDistribution):
+                    index = choice_index(self.space[name], t.params[name])
                     if index >= 0:
                         self._taken.setdefault((trial_signature, name), set()).add(index)
 

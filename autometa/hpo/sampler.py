@@ -243,6 +243,7 @@ class MetaLearnedSampler(BaseSampler):
         # the union search space of one study's completed trials, kept up to date trial by trial
         self._space_cache: tuple[tuple, set[int], dict[str, BaseDistribution | None]] | None = None
         self._trial_memo: tuple | None = None
+        self._signature_cache: tuple | None = None
         self._warned_multi_objective = False
 
     @classmethod
@@ -272,7 +273,7 @@ class MetaLearnedSampler(BaseSampler):
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["_lock"], state["_space_lock"]
-        state["_space_cache"] = state["_trial_memo"] = None
+        state["_space_cache"] = state["_trial_memo"] = state["_signature_cache"] = None
         return state
 
     def __setstate__(self, state):
@@ -570,7 +571,7 @@ class MetaLearnedSampler(BaseSampler):
         model, support, x, y, noise, prior_mean, rho = self._conditioned(completed, study.direction)
         similar = np.argsort(-rho, kind="stable")[:3] if rho is not None else np.zeros(0, dtype=int)
         best = int(np.argmin(y))
-        candidates = Candidates(search_space, Signatures(completed, search_space), self._rng)
+        candidates = Candidates(search_space, self._signatures(study, completed, search_space), self._rng)
         # half the candidates search locally: around the best trial, and the next four best
         n_local = self._n_candidates // 2
         top = np.argsort(y, kind="stable")[:5]
@@ -588,6 +589,24 @@ class MetaLearnedSampler(BaseSampler):
         if not repeats.all():
             score[repeats] = -np.inf
         return candidates.params(int(np.argmax(score)))
+
+    def _signatures(self, study: Study, completed: list[FrozenTrial],
+                    search_space: dict[str, BaseDistribution]) -> Signatures:
+        """The :class:`Signatures` of ``completed``, extended by the trials completed since the last call when
+        they all come after the ones it has seen (one study, one search space), else built anew."""
+        key = (id(study._storage), study._study_id, tuple(search_space.items()))
+        cached = self._signature_cache
+        if cached is not None and cached[0] == key:
+            _, seen, signatures = cached
+            new = [t for t in completed if t.number not in seen]
+            last = max(seen, default=-1)
+            if len(seen) + len(new) == len(completed) and all(t.number > last for t in new):
+                signatures.add(new)
+                seen.update(t.number for t in new)
+                return signatures
+        signatures = Signatures(completed, search_space)
+        self._signature_cache = (key, {t.number for t in completed}, signatures)
+        return signatures
 
     def _repeats(self, study, model, x, y, noise, prior_mean, x_candidates) -> np.ndarray:
         """Which candidates would re-measure a support trial within its noise, or equal a completed or running trial."""
