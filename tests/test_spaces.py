@@ -139,3 +139,32 @@ def test_label_encoded_classifier_predicts_the_original_labels():
     proba = model.predict_proba(X)
     assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1)
     assert (model.classes_[proba.argmax(1)] == model.predict(X)).all()
+
+
+def test_distributions_are_read_quietly_and_copied():
+    import logging
+
+    import optuna
+
+    from autometa.hpo import spaces
+
+    class Recorder(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    spaces._distributions.cache_clear()
+    recorder, before = Recorder(), optuna.logging.get_verbosity()
+    logging.getLogger("optuna").addHandler(recorder)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        first = get_space("mlp").distributions()
+        first["width"] = None  # the caller's copy: the space is not changed
+        assert get_space("mlp").distributions()["width"] == optuna.distributions.IntDistribution(16, 256, log=True)
+    finally:
+        optuna.logging.set_verbosity(before)
+        logging.getLogger("optuna").removeHandler(recorder)
+    assert not any("A new study created" in m for m in recorder.messages), recorder.messages

@@ -43,7 +43,9 @@ The objective
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -178,11 +180,24 @@ class SearchSpace:
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each parameter's Optuna distribution (the space has no conditional parameters)."""
+        return dict(_distributions(self.suggest))
+
+
+@functools.lru_cache(maxsize=None)
+def _distributions(suggest: Callable[[optuna.Trial], dict[str, Any]]) -> tuple:
+    """The distributions ``suggest`` draws from, as ``(name, distribution)`` pairs, read off one throwaway trial
+    (without the in-memory storage's log line for the study it creates)."""
+    in_memory = logging.getLogger("optuna.storages._in_memory")
+    level = in_memory.level
+    in_memory.setLevel(logging.WARNING)
+    try:
         study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
                                     sampler=optuna.samplers.RandomSampler(seed=0), study_name="distributions")
-        trial = study.ask()
-        self.suggest(trial)
-        return dict(trial.distributions)
+    finally:
+        in_memory.setLevel(level)
+    trial = study.ask()
+    suggest(trial)
+    return tuple(trial.distributions.items())
 
 
 def estimator_value(value):
