@@ -185,6 +185,7 @@ def run(
     data_dir: str | os.PathLike | None = None,
     datasets: Sequence[str] | None = None,
     n_datasets: int = 30,
+    group: str = "design",
     n_seeds: int = 1,
     contenders: Sequence[str] | None = None,
     max_rows: int | None = 1000,
@@ -195,17 +196,23 @@ def run(
     """Run every contender on every (data set, seed) and print the report (module docstring).
 
     Returns ``{"runs": [...], "report": [lines], ...}``; ``cache`` (JSON lines) keeps
-    finished runs, and a rerun with the same file skips them.
+    finished runs, and a rerun with the same file skips them. Without ``datasets``,
+    ``group`` picks the targets as the real-fit HPO benchmark does: ``"design"``,
+    ``n_datasets`` family representatives (group A), or ``"held-out"``, every
+    other one (group B).
     """
     from autometa.data.pmlb import pmlb_index
     from autometa.hpo.spaces import get_space
-    from benchmarks.hpo_pmlb import one_per_family
+    from benchmarks.hpo_pmlb import GROUPS, held_out_per_family, one_per_family
 
     space = get_space(estimator)
     if space.task != "classification":
         raise ValueError(f"search-cv benchmarks classifiers; {estimator!r} is a {space.task} space")
     index = pmlb_index(data_dir)
-    targets = list(datasets) if datasets else one_per_family(index, "classification", n_datasets)
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
+    pick = one_per_family if group == "design" else held_out_per_family
+    targets = list(datasets) if datasets else pick(index, "classification", n_datasets)
     if contenders is None:
         contenders = BASE_CONTENDERS + (("lgbm-tuner",) if estimator == "lightgbm" else ())
     done: dict[tuple, dict] = {}
@@ -296,7 +303,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="search space (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="PMLB cache folder (default: pmlb/ under the shared data)")
     parser.add_argument("--datasets", default=None, help="comma-separated targets (default: one per family)")
-    parser.add_argument("--n-datasets", type=int, default=30, help="targets without --datasets (default: %(default)s)")
+    parser.add_argument("--n-datasets", type=int, default=30,
+                        help="targets of the design group (default: %(default)s)")
+    parser.add_argument("--group", choices=("design", "held-out"), default="design",
+                        help="without --datasets: the design group (group A, --n-datasets family representatives) "
+                             "or held-out (group B, every other one) (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default: %(default)s)")
     parser.add_argument("--contenders", default=None,
                         help=f"comma-separated (default: {', '.join(BASE_CONTENDERS)}, and lgbm-tuner for lightgbm)")
@@ -311,6 +322,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     return run(estimator=args.estimator, data_dir=args.data_dir,
                datasets=split(args.datasets) if args.datasets else None, n_datasets=args.n_datasets,
+               group=args.group,
                n_seeds=args.seeds, contenders=split(args.contenders) if args.contenders else None,
                max_rows=None if args.max_rows <= 0 else args.max_rows, cv=args.cv, cache=args.cache,
                verbose=not args.quiet)

@@ -59,3 +59,16 @@ def test_lightgbm_tuner_contender_counts_its_fits(tmp_path):
     tuner = next(r for r in result["runs"] if r["contender"] == "lgbm-tuner")
     assert tuner["fits"] > 2 * 40 + 1 and tuner["fits"] % 2 == 1  # its stepwise default budget, 2 folds each
     assert 0.0 <= tuner["test"] <= 1.0
+
+
+def test_held_out_group_is_every_other_family_representative(tmp_path):
+    data_dir = write_pmlb(tmp_path / "pmlb", {"alpha1": (80, 3), "alpha2": (60, 3), "beta": (90, 4),
+                                              "gamma": (70, 5)})
+    design = run(estimator="hist_gradient_boosting", data_dir=data_dir, n_datasets=2, contenders=["default"],
+                 max_rows=None, cv=2, verbose=False)["targets"]
+    held_out = run(estimator="hist_gradient_boosting", data_dir=data_dir, n_datasets=2, group="held-out",
+                   contenders=["default"], max_rows=None, cv=2, verbose=False)["targets"]
+    assert len(design) == 2 and held_out and not set(design) & set(held_out)
+    assert sorted(design + held_out) == ["alpha1", "beta", "gamma"]  # one per family: alpha1 is the larger
+    with pytest.raises(ValueError, match="unknown group 'test'"):
+        run(estimator="hist_gradient_boosting", data_dir=data_dir, group="test", verbose=False)
