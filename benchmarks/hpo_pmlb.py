@@ -144,7 +144,8 @@ import numpy as np
 
 from autometa._common import mean_ci
 
-__all__ = ["BUDGETS", "GROUPS", "SAMPLERS", "add_arguments", "default_model", "family", "held_out_per_family",
+__all__ = ["BUDGETS", "GROUPS", "SAMPLERS", "add_arguments", "default_model", "family", "group_datasets",
+           "held_out_per_family",
            "load_split", "main", "near_duplicates", "one_per_family", "outer_split", "run", "summarise",
            "summarise_test"]
 
@@ -229,6 +230,14 @@ def held_out_per_family(index, task: str, n: int, max_rows: int = FAMILY_MAX_ROW
     large: the data sets held back from the design of the samplers (module docstring)."""
     design = set(one_per_family(index, task, n, max_rows))
     return [name for name in one_per_family(index, task, len(index), max_rows) if name not in design]
+
+
+def group_datasets(index, task: str, group: str, n: int) -> list[str]:
+    """The data sets of ``group`` (:data:`GROUPS`): :func:`one_per_family`'s ``n`` for ``"design"``, the other family
+    representatives (:func:`held_out_per_family`) for ``"held-out"``."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
+    return (one_per_family if group == "design" else held_out_per_family)(index, task, n)
 
 
 def _task_dataset(task_name: str, space: str) -> str:
@@ -520,11 +529,13 @@ def _collect(jobs: list, cached: dict, cache, settings: dict[str, Any], n_jobs: 
              verbose: bool | None) -> list[dict[str, Any]]:
     """The results of ``jobs`` (``(key, delayed call)`` pairs): cached ones, the rest run and appended to
     ``cache`` as they finish; ``verbose`` None logs nothing."""
+    from autometa.hpo.build import _parallel
+
     results = [cached[key] for key, _ in jobs if key in cached]
     todo = [call for key, call in jobs if key not in cached]
     if verbose and results:
         _log(verbose, f"{len(results)} of {len(jobs)} runs from the cache")
-    for result in _parallel_results(n_jobs, todo):
+    for result in _parallel(n_jobs)(todo):
         if cache is not None:
             with open(cache, "a") as handle:
                 handle.write(json.dumps(_jsonable({**settings, **result}), allow_nan=False) + "\n")
@@ -536,12 +547,6 @@ def _collect(jobs: list, cached: dict, cache, settings: dict[str, Any], n_jobs: 
                           f"{max((v for v in result['values'] if v is not None), default=math.nan):.4f}, "
                           f"incumbent test {_fmt_score(final['test'])} ({result['seconds']:.0f} s)")
     return results
-
-
-def _parallel_results(n_jobs: int, calls: list):
-    from autometa.hpo.build import _parallel
-
-    return _parallel(n_jobs)(calls) if calls else []
 
 
 def _default_score(space_name: str, target: str, data_dir: str, seed: int, max_rows: int | None,
@@ -841,7 +846,7 @@ def run(
 
     from autometa._common import describe
     from autometa.data.pmlb import _pmlb_dir, pmlb_index
-    from autometa.hpo.build import _parallel, select_datasets
+    from autometa.hpo.build import select_datasets
     from autometa.hpo.metafeatures import compute_metafeatures
     from autometa.hpo.spaces import get_space
 
@@ -857,11 +862,9 @@ def run(
         raise ValueError("--n-trials, --seeds and --n-datasets must be positive")
     directory = _pmlb_dir(data_dir)
     index = pmlb_index(directory)
-    if group not in GROUPS:
-        raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
+    picked = group_datasets(index, space.task, group, n_datasets)  # also checks the group
     if datasets is None:
-        pick = one_per_family if group == "design" else held_out_per_family
-        datasets = pick(index, space.task, n_datasets)
+        datasets = picked
     targets = select_datasets(space.name, directory, list(datasets))
     knowledge_base = _load_kb(kb, space.name)
     if "meta" in samplers and not meta_surrogate_available():

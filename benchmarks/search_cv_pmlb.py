@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from autometa._common import describe, mean_ci
+from benchmarks.hpo_pmlb import GROUPS
 
 BASE_CONTENDERS = ("default", "meta@10", "optuna@10", "optuna@50")
 TIE = 1e-4
@@ -203,16 +204,14 @@ def run(
     """
     from autometa.data.pmlb import pmlb_index
     from autometa.hpo.spaces import get_space
-    from benchmarks.hpo_pmlb import GROUPS, held_out_per_family, one_per_family
+    from benchmarks.hpo_pmlb import group_datasets
 
     space = get_space(estimator)
     if space.task != "classification":
         raise ValueError(f"search-cv benchmarks classifiers; {estimator!r} is a {space.task} space")
     index = pmlb_index(data_dir)
-    if group not in GROUPS:
-        raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
-    pick = one_per_family if group == "design" else held_out_per_family
-    targets = list(datasets) if datasets else pick(index, "classification", n_datasets)
+    picked = group_datasets(index, "classification", group, n_datasets)  # also checks the group
+    targets = list(datasets) if datasets else picked
     if contenders is None:
         contenders = BASE_CONTENDERS + (("lgbm-tuner",) if estimator == "lightgbm" else ())
     done: dict[tuple, dict] = {}
@@ -305,7 +304,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--datasets", default=None, help="comma-separated targets (default: one per family)")
     parser.add_argument("--n-datasets", type=int, default=30,
                         help="targets of the design group (default: %(default)s)")
-    parser.add_argument("--group", choices=("design", "held-out"), default="design",
+    parser.add_argument("--group", choices=GROUPS, default="design",
                         help="without --datasets: the design group (group A, --n-datasets family representatives) "
                              "or held-out (group B, every other one) (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default: %(default)s)")
