@@ -63,7 +63,7 @@ def assert_bitwise_equal(first: dict, second: dict, what: str):
         a, b = first[key], second[key]
         assert a.dtype == b.dtype and a.shape == b.shape, f"{what}: {key}"
         # bitwise, NaN included: compare the raw bytes
-        assert a.contiguous().view(torch.uint8).equal(b.contiguous().view(torch.uint8)), (
+        assert a.reshape(-1).view(torch.uint8).equal(b.reshape(-1).view(torch.uint8)), (
             f"{what}: {key} differs (max |diff| {float((a.double() - b.double()).abs().max()):.3g})"
         )
 

@@ -1,4 +1,8 @@
-"""Matching Networks: attention, the loss on log-probabilities, full-context embeddings, learning."""
+"""Matching Networks: attention, the loss on log-probabilities, the temperature, full-context embeddings,
+learning."""
+
+import json
+import math
 
 import pytest
 import torch
@@ -14,12 +18,12 @@ from helpers import TinyEmbedding, blobs, nearest_neighbour_accuracy, random_tas
 SPEC = {"name": "mlp", "in_features": 6, "out_features": None, "hidden": [16]}
 
 
-def attention_vote(backbone, support_x, support_y, query_x):
-    """The paper's prediction by hand: softmax of cosines, then a weighted vote of one-hot labels."""
+def attention_vote(backbone, support_x, support_y, query_x, temperature=1.0):
+    """The paper's prediction by hand: softmax of cosines / temperature, then a weighted vote of one-hot labels."""
     with torch.no_grad():
         support, query = backbone(support_x), backbone(query_x)
         cosines = torch.stack([F.cosine_similarity(q[None], support, dim=-1) for q in query])
-        attention = cosines.softmax(-1)
+        attention = (cosines / temperature).softmax(-1)
         return attention, attention @ F.one_hot(support_y).float()
 
 
@@ -30,14 +34,17 @@ def test_attention_rows_sum_to_one():
     torch.testing.assert_close(attention.sum(-1), torch.ones(2, 7))
 
 
-def test_outputs_are_log_probabilities_of_the_attention_weighted_label_vote():
+@pytest.mark.parametrize("temperature", ["learn", 1.0, 0.3])
+def test_outputs_are_log_probabilities_of_the_attention_weighted_label_vote(temperature):
     torch.manual_seed(0)
-    learner = MatchingNet(MLP(6, None, (16,)))
+    learner = MatchingNet(MLP(6, None, (16,)), temperature=temperature)
     tasks = random_tasks(4, 2, n_tasks=3)
     _, log_probs = learner.query_loss(tasks)
     assert log_probs.shape == (3, 12, 4)
+    t = 0.1 if temperature == "learn" else temperature  # the learned temperature starts at 0.1
     for b in range(3):
-        attention, vote = attention_vote(learner.backbone, tasks.support_x[b], tasks.support_y[b], tasks.query_x[b])
+        attention, vote = attention_vote(learner.backbone, tasks.support_x[b], tasks.support_y[b], tasks.query_x[b],
+                                         t)
         torch.testing.assert_close(attention.sum(-1), torch.ones(12))
         torch.testing.assert_close(log_probs[b].detach().exp(), vote)
 
@@ -68,7 +75,7 @@ def test_adapt_to_any_number_of_ways_and_shots(fce, n_way, k_shot):
     assert log_probs.shape == (n_way * 3, n_way) and torch.isfinite(log_probs).all()
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(n_way * 3))
     if not fce:
-        _, vote = attention_vote(learner.backbone, task.support_x[0], task.support_y[0], task.query_x[0])
+        _, vote = attention_vote(learner.backbone, task.support_x[0], task.support_y[0], task.query_x[0], 0.1)
         torch.testing.assert_close(log_probs.exp(), vote)
 
 
@@ -84,6 +91,47 @@ def test_adapt_gives_the_outputs_of_meta_training(fce):
         _, log_probs = learner.query_loss(task)
         adapted = learner.adapt(task.support_x[0], task.support_y[0])(task.query_x[0])
     torch.testing.assert_close(adapted, log_probs[0])
+
+
+def test_the_learned_temperature_is_trained_with_the_embedding():
+    torch.manual_seed(0)
+    learner = MatchingNet(MLP(6, None, (16,)))
+    assert learner.config["temperature"] == "learn"
+    torch.testing.assert_close(learner.scale, torch.tensor(10.0))
+    loss, _ = learner.query_loss(random_tasks(5, 2, n_tasks=2))
+    loss.backward()
+    assert learner.log_scale.grad is not None and learner.log_scale.grad.abs() > 0
+    fixed = MatchingNet(MLP(6, None, (16,)), temperature=0.5)
+    assert fixed.scale == 2.0 and "log_scale" not in dict(fixed.named_parameters())
+
+
+def test_log_probabilities_stay_finite_and_differentiable_at_a_tiny_temperature():
+    """At T = 1e-3 a distant class's share of the attention is e^-2000: zero in floating point; its log must
+    still be finite, and so must the gradients."""
+    torch.manual_seed(0)
+    learner = MatchingNet(MLP(6, None, (16,)), temperature=1e-3)
+    tasks = random_tasks(5, 2, n_tasks=2)
+    loss, log_probs = learner.query_loss(tasks)
+    assert torch.isfinite(log_probs).all() and log_probs.min() < -100
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 15))
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in learner.parameters())
+
+
+def test_files_saved_before_the_temperature_existed_load_at_the_papers_temperature(tmp_path):
+    torch.manual_seed(0)
+    old = MatchingNet(SPEC, temperature=1.0)
+    payload = old.payload()
+    config = json.loads(payload["config"])
+    del config["temperature"]  # as files of the earlier MatchingNet were written
+    payload["config"] = json.dumps(config)
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = MetaLearner.load(tmp_path / "old.pt")
+    assert loaded.config["temperature"] == 1.0 and loaded.scale == 1.0
+    task = random_tasks(5, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.adapt(task.support_x[0], task.support_y[0])(task.query_x[0]),
+                                   old.adapt(task.support_x[0], task.support_y[0])(task.query_x[0]))
 
 
 def test_predictions_do_not_depend_on_the_order_of_the_support_set():
@@ -130,7 +178,9 @@ def test_wrong_embedding_dim_is_an_error_that_names_the_right_one():
         learner.query_loss(random_tasks(3, 1))
 
 
-@pytest.mark.parametrize("kwargs", [{"lstm_steps": 0}, {"lstm_steps": 2.5}, {"embedding_dim": 0}])
+@pytest.mark.parametrize("kwargs", [{"lstm_steps": 0}, {"lstm_steps": 2.5}, {"embedding_dim": 0},
+                                    {"temperature": 0}, {"temperature": -1.0}, {"temperature": math.inf},
+                                    {"temperature": "fixed"}, {"temperature": True}])
 def test_invalid_arguments_are_errors(kwargs):
     with pytest.raises(ValueError):
         MatchingNet(MLP(6, None, (16,)), **kwargs)
@@ -141,6 +191,7 @@ def test_save_load_roundtrip(tmp_path):
     task = random_tasks(5, 2)
     cases = [
         (MatchingNet(SPEC), None),
+        (MatchingNet(SPEC, temperature=0.25), None),
         (MatchingNet(SPEC, fce=True, lstm_steps=3, embedding_dim=16), None),
         (MatchingNet(TinyEmbedding(), fce=True, embedding_dim=8), TinyEmbedding()),
     ]

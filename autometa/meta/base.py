@@ -49,6 +49,9 @@ class MetaLearner(nn.Module):
     """
 
     task_type = "classification"  # or "regression"
+    #: Constructor arguments added after files were saved, with the values those files were trained with:
+    #: :meth:`load` uses them where a file's config lacks them.
+    config_of_older_files: dict = {}
 
     def __init__(self, backbone: nn.Module | dict, **config):
         super().__init__()
@@ -155,7 +158,7 @@ class MetaLearner(nn.Module):
             raise ValueError(f"{path} holds an unknown learner class {payload['class']!r}") from None
         if cls is not MetaLearner and not issubclass(learner_cls, cls):
             raise ValueError(f"{path} holds a {payload['class']}, not a {cls.__name__}")
-        config = json.loads(payload["config"])
+        config = {**learner_cls.config_of_older_files, **json.loads(payload["config"])}
         spec = config.pop("backbone")
         if spec is None and backbone is None:
             raise ValueError(

@@ -1,6 +1,8 @@
-"""Matching Networks, with optional full-context embeddings."""
+"""Matching Networks, with optional full-context embeddings and a learned temperature."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -11,14 +13,18 @@ from autometa.meta._metric import embed_sets, one_hot_support
 from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
 
+#: The learned temperature's starting value.
+LEARNED_TEMPERATURE_START = 0.1
+
 
 class MatchingNet(MetaLearner):
     """Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016).
 
     A query attends to the support examples by a softmax over the cosine
-    similarities of their embeddings; its predicted class distribution is the
-    attention-weighted vote of the support labels,
-    ``P(y | x, S) = sum_i softmax_i(cos(f(x), g(x_i))) onehot(y_i)``.
+    similarities of their embeddings, divided by a temperature ``T``; its
+    predicted class distribution is the attention-weighted vote of the
+    support labels,
+    ``P(y | x, S) = sum_i softmax_i(cos(f(x), g(x_i)) / T) onehot(y_i)``.
 
     The outputs are the log-probabilities ``log P(y | x, S)``. They are also
     logits of that same distribution (their softmax is ``P`` itself, as the
@@ -53,6 +59,15 @@ class MatchingNet(MetaLearner):
         Width ``D`` of the backbone's flat output (64 for ``conv4`` on 28x28
         images), which sizes both LSTMs (hidden size ``D``). Only used with
         ``fce=True``.
+    temperature : float or "learn", default="learn"
+        ``T`` above. Cosines lie in [-1, 1], so at the paper's ``T = 1`` the
+        most similar support example gets at most ``e^2`` times the attention
+        of the least similar one: the vote is nearly uniform and the loss
+        gives the embedding little to learn from. A smaller ``T`` sharpens
+        it (metric scaling: Oreshkin, Rodriguez & Lacoste, "TADAM",
+        NeurIPS 2018). ``"learn"``: ``log(1 / T)`` is a parameter trained
+        with the embedding, from ``T = 0.1``. A positive float fixes ``T``;
+        ``1.0`` is the paper's attention.
 
     Examples
     --------
@@ -71,6 +86,8 @@ class MatchingNet(MetaLearner):
     """
 
     task_type = "classification"
+    # files saved before ``temperature`` existed were trained at the paper's T = 1
+    config_of_older_files = {"temperature": 1.0}
 
     def __init__(
         self,
@@ -78,12 +95,22 @@ class MatchingNet(MetaLearner):
         fce: bool = False,
         lstm_steps: int | None = None,
         embedding_dim: int = 64,
+        temperature: float | str = "learn",
     ):
-        super().__init__(backbone, fce=fce, lstm_steps=lstm_steps, embedding_dim=embedding_dim)
+        super().__init__(backbone, fce=fce, lstm_steps=lstm_steps, embedding_dim=embedding_dim,
+                         temperature=temperature)
         if lstm_steps is not None and not (isinstance(lstm_steps, int) and lstm_steps >= 1):
             raise ValueError(f"lstm_steps must be a positive int or None, got {lstm_steps!r}")
         if not (isinstance(embedding_dim, int) and embedding_dim >= 1):
             raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+        learned = isinstance(temperature, str) and temperature == "learn"
+        fixed = (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                 and math.isfinite(temperature) and temperature > 0)
+        if not (learned or fixed):
+            raise ValueError(f"temperature must be a positive number or 'learn', got {temperature!r}")
+        self.temperature = temperature
+        # log(1 / T): a parameter when learned
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / LEARNED_TEMPERATURE_START))) if learned else None
         self.fce = fce
         self.lstm_steps = lstm_steps
         self.embedding_dim = embedding_dim
@@ -94,7 +121,7 @@ class MatchingNet(MetaLearner):
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         support = self._support_embeddings(tasks.support_x)
         query = self._query_embeddings(tasks.query_x, support)
-        log_probs = label_log_probs(query, support, one_hot_support(tasks.support_y, support.dtype))
+        log_probs = label_log_probs(query, support, one_hot_support(tasks.support_y, support.dtype), self.scale)
         return self._loss(log_probs, tasks.query_y), log_probs
 
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Predictor:
@@ -119,9 +146,15 @@ class MatchingNet(MetaLearner):
 
         def predict(query_x: torch.Tensor) -> torch.Tensor:
             with evaluation_mode(self):
-                return label_log_probs(self._query_embeddings(query_x[None], support), support, one_hot)[0]
+                return label_log_probs(self._query_embeddings(query_x[None], support), support, one_hot,
+                                       self.scale)[0]
 
         return predict
+
+    @property
+    def scale(self) -> torch.Tensor | float:
+        """``1 / T``, the factor on the cosines (a tensor when learned)."""
+        return self.log_scale.exp() if self.log_scale is not None else 1.0 / float(self.temperature)
 
     # -- embeddings g (support) and f (query) ------------------------------
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,22 +189,36 @@ class MatchingNet(MetaLearner):
         return h.view_as(embeddings)
 
 
-def cosine_attention(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Softmax over the support of the cosine similarities, ``(B, Q, S)``.
+def _scaled_cosines(query: torch.Tensor, support: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    return scale * (F.normalize(query, dim=-1) @ F.normalize(support, dim=-1).transpose(1, 2))
+
+
+def cosine_attention(query: torch.Tensor, support: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Softmax over the support of the cosine similarities times ``scale`` (``1 / T``), ``(B, Q, S)``.
 
     ``query`` is ``(B, Q, D)``, ``support`` is ``(B, S, D)``.
     """
-    return (F.normalize(query, dim=-1) @ F.normalize(support, dim=-1).transpose(1, 2)).softmax(-1)
+    return _scaled_cosines(query, support, scale).softmax(-1)
 
 
-def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.Tensor,
+                    scale: torch.Tensor | float = 1.0) -> torch.Tensor:
     """Log of the attention-weighted label vote, ``(B, Q, n_way)``.
 
-    ``one_hot`` is the ``(B, S, n_way)`` one-hot support labels.
+    ``one_hot`` is the ``(B, S, n_way)`` one-hot support labels, each class
+    present. The log of each class's share of the attention is a log-sum-exp
+    over its support examples, so it stays finite however sharp the
+    attention (at a small temperature the share of a distant class
+    underflows to 0 in floating point).
     """
-    # cosines lie in [-1, 1], so a class with a support example gets at
-    # least e^-2 / S of the attention: the logarithm is always finite
-    return torch.log(cosine_attention(query, support) @ one_hot)
+    log_attention = _scaled_cosines(query, support, scale).log_softmax(-1)
+    labels = one_hot.argmax(-1)[:, None, :].expand_as(log_attention)  # (B, Q, S)
+    shape = (*log_attention.shape[:2], one_hot.shape[-1])
+    peak = torch.full(shape, -math.inf, dtype=log_attention.dtype, device=log_attention.device)
+    peak = peak.scatter_reduce(2, labels, log_attention.detach(), "amax").detach()
+    # each example's attention relative to its class's largest, summed per class (a matmul: deterministic on GPU)
+    shares = (log_attention - peak.gather(2, labels)).exp() @ one_hot
+    return shares.log() + peak
 
 
 registry.register("matching", MatchingNet)
