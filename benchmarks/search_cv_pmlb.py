@@ -121,7 +121,8 @@ def _run_contender(name: str, space, target: str, split, seed: int, cv: int, ind
                               random_state=seed, knowledge_base=kb)
         search, wall, cpu = _timed(lambda: search.fit(X_train, y_train))
         predict, fits = search.predict, n_trials * cv + 1
-        extra = {"cv_score": search.best_score_, "left_out": excluded}
+        extra = {"cv_score": search.best_score_, "left_out": excluded,
+                 **_against_default(search, X_train, y_train, X_test, y_test)}
     elif name.startswith("optuna@"):
         from optuna_integration import OptunaSearchCV
 
@@ -141,6 +142,31 @@ def _run_contender(name: str, space, target: str, split, seed: int, cv: int, ind
     score = float(balanced_accuracy_score(y_test, predict(X_test)))
     return {"dataset": target, "seed": seed, "contender": name, "test": score, "fits": fits, "wall_s": wall,
             "cpu_s": cpu, **extra}
+
+
+def _against_default(search, X_train, y_train, X_test, y_test) -> dict[str, Any]:
+    """How the search's incumbent (the sampler's choice among the trials) and the default (``cv_results_`` row 0)
+    compared: their fold scores, which of the two ``search`` kept, and the incumbent's test score (refit on the
+    training part when the default was kept), so that a rule for keeping the default can be judged afterwards
+    on the same runs."""
+    from optuna.trial import TrialState
+    from sklearn.base import clone
+    from sklearn.metrics import balanced_accuracy_score
+
+    study = search.study_
+    sampler = study.sampler
+    incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
+    numbers = [t.number for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    row = 1 + numbers.index(incumbent.number)
+    results = search.cv_results_
+    folds = [[float(results[f"split{k}_test_score"][i]) for k in range(search.n_splits_)] for i in (0, row)]
+    kept = "default" if search.best_index_ == 0 else "incumbent" if search.best_index_ == row else "other"
+    if kept == "incumbent":
+        test_incumbent = None  # the record's own test score
+    else:
+        model = clone(search.estimator).set_params(**results["params"][row]).fit(X_train, y_train)
+        test_incumbent = float(balanced_accuracy_score(y_test, model.predict(X_test)))
+    return {"folds_default": folds[0], "folds_incumbent": folds[1], "kept": kept, "test_incumbent": test_incumbent}
 
 
 def _lightgbm_tuner(space, X_train, y_train, seed: int, cv: int):

@@ -24,6 +24,14 @@ def test_tiny_benchmark_runs_every_contender_and_resumes(tmp_path, capsys):
     # the warm start never sees the target or its near-duplicates (PMLB's real ones here)
     meta = [r for r in runs if r["contender"] == "meta@2"]
     assert all(r["left_out"] == [] for r in meta)
+    # the incumbent against the default, fold by fold, and the one not kept scored on test too
+    for r in meta:
+        assert len(r["folds_default"]) == len(r["folds_incumbent"]) == 2 and r["kept"] in ("default", "incumbent")
+        default = next(d for d in runs if d["contender"] == "default" and d["dataset"] == r["dataset"])
+        if r["kept"] == "default":
+            assert r["test"] == default["test"] and 0.0 <= r["test_incumbent"] <= 1.0
+        else:
+            assert r["test_incumbent"] is None and sum(r["folds_incumbent"]) > sum(r["folds_default"])
     out = capsys.readouterr().out
     assert "| meta@2 |" in out and "wins / ties / losses" in out and "worse than the untuned default" in out
     assert len(cache.read_text().splitlines()) == 6
