@@ -143,6 +143,7 @@ from typing import Any
 import numpy as np
 
 from autometa._common import mean_ci
+from benchmarks.run_cache import append_run, jsonable, read_runs
 
 __all__ = ["BUDGETS", "GROUPS", "SAMPLERS", "add_arguments", "default_model", "family", "group_datasets",
            "held_out_per_family",
@@ -508,21 +509,7 @@ def _record_key(record: dict[str, Any]) -> tuple:
 
 def _read_cache(cache, settings: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
     """The cached runs and default scores of ``settings``, by ``(kind, dataset, sampler, seed)``."""
-    if cache is None or not Path(cache).is_file():
-        return {}
-    found = {}
-    for number, line in enumerate(Path(cache).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--cache {cache}, line {number}: not JSON ({error}); remove the line or the file") \
-                from None
-        if all(record.get(name) == value for name, value in _jsonable(settings).items()):
-            result = {k: v for k, v in record.items() if k not in settings}
-            found[_record_key(result)] = result
-    return found
+    return {_record_key(result): result for result in read_runs(cache, settings)}
 
 
 def _collect(jobs: list, cached: dict, cache, settings: dict[str, Any], n_jobs: int,
@@ -536,9 +523,7 @@ def _collect(jobs: list, cached: dict, cache, settings: dict[str, Any], n_jobs: 
     if verbose and results:
         _log(verbose, f"{len(results)} of {len(jobs)} runs from the cache")
     for result in _parallel(n_jobs)(todo):
-        if cache is not None:
-            with open(cache, "a") as handle:
-                handle.write(json.dumps(_jsonable({**settings, **result}), allow_nan=False) + "\n")
+        append_run(cache, settings, result)
         results.append(result)
         if verbose is not None and "sampler" in result:
             final = result["incumbents"][-1]
@@ -931,7 +916,7 @@ def run(
         out = Path(out)
         if not out.parent.is_dir():
             raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
-        out.write_text(json.dumps(_jsonable(result), allow_nan=False, indent=1) + "\n")
+        out.write_text(json.dumps(jsonable(result), allow_nan=False, indent=1) + "\n")
     for line in report(result):
         print(line)
     return result
@@ -1015,20 +1000,6 @@ def report(result: dict[str, Any]) -> list[str]:
         lines.append(f"meta CV trials to match tpe@{n}: median {_fmt_trials(to_match['meta'], n)} over "
                      f"{n_sets} data sets (target <= 6)")
     return lines
-
-
-def _jsonable(value):
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"  # e.g. a trials-to-match that never happened
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _jsonable(value.item())
-    return value
 
 
 def _log(verbose: bool, message: str) -> None:

@@ -40,19 +40,18 @@ run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autometa._common import describe, mean_ci
 from benchmarks.hpo_pmlb import GROUPS
+from benchmarks.run_cache import append_run, read_runs
 
 BASE_CONTENDERS = ("default", "meta@10", "optuna@10", "optuna@50")
 TIE = 1e-4
@@ -240,13 +239,8 @@ def run(
     targets = list(datasets) if datasets else picked
     if contenders is None:
         contenders = BASE_CONTENDERS + (("lgbm-tuner",) if estimator == "lightgbm" else ())
-    done: dict[tuple, dict] = {}
-    if cache is not None and Path(cache).is_file():
-        for line in Path(cache).read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if record.get("estimator") == estimator and record.get("max_rows") == max_rows and record.get("cv") == cv:
-                    done[(record["dataset"], record["seed"], record["contender"])] = record
+    settings = {"estimator": estimator, "max_rows": max_rows, "cv": cv}
+    done = {(r["dataset"], r["seed"], r["contender"]): r for r in read_runs(cache, settings)}
     runs = []
     for i, target in enumerate(targets):
         for seed in range(n_seeds):
@@ -256,12 +250,8 @@ def run(
                 if key not in done:
                     if split is None:
                         split = _load_split(target, data_dir, space, max_rows, cv, seed)
-                    record = {"estimator": estimator, "max_rows": max_rows, "cv": cv,
-                              **_run_contender(name, space, target, split, seed, cv, index)}
-                    done[key] = record
-                    if cache is not None:
-                        with open(cache, "a") as handle:
-                            handle.write(json.dumps(record) + "\n")
+                    done[key] = _run_contender(name, space, target, split, seed, cv, index)
+                    append_run(cache, settings, done[key])
                 runs.append(done[key])
                 if verbose:
                     r = done[key]

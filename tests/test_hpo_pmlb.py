@@ -280,8 +280,8 @@ def test_baselines_and_the_cache_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(hpo_pmlb, "_default_score", no_fit)
     again = run(**options, cache=cache)
     assert again["runs"] == first["runs"] and again["defaults"] == first["defaults"]
-    assert json.dumps(hpo_pmlb._jsonable(again["test_summary"])) == json.dumps(
-        hpo_pmlb._jsonable(first["test_summary"]))
+    assert json.dumps(hpo_pmlb.jsonable(again["test_summary"])) == json.dumps(
+        hpo_pmlb.jsonable(first["test_summary"]))
     # every budget has an incumbent, also where configurations were enqueued
     assert all(at["test"] is not None for r in first["runs"] for at in r["incumbents"])
     # other settings are other runs: nothing cached applies
