@@ -304,6 +304,17 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
             p = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
             shown = "< 0.001" if p < 0.001 else f"{p:.3f}"
             lines.append(f"| {other} | {diff.mean():+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | {shown} |")
+        kept = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets and r.get("kept") == "default"]
+        counted = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets and "kept" in r]
+        if counted and "default" in contenders:
+            default_of = {(r["dataset"], r["seed"]): r["test"] for r in runs if r["contender"] == "default"}
+            passed = np.array([r["test_incumbent"] - default_of[r["dataset"], r["seed"]] for r in kept])
+            lines += ["", f"{meta} kept the estimator as given in {len(kept)} of {len(counted)} runs"
+                          + (f"; the incumbents it passed over scored {100 * passed.mean():+.2f} points against it "
+                             f"on test (better / tied / worse {int((passed > TIE).sum())} / "
+                             f"{int((np.abs(passed) <= TIE).sum())} / {int((passed < -TIE).sum())}; "
+                             f"more than {DEFAULT_WORSE * 100:g} point worse: {int((passed < -DEFAULT_WORSE).sum())})"
+                             if kept else "")]
         if "default" in contenders:
             worse = [d for d in datasets if scores[meta][d] < scores["default"][d] - DEFAULT_WORSE]
             lines += ["", f"{meta} worse than the untuned default by more than {DEFAULT_WORSE * 100:g} point on "

@@ -50,6 +50,20 @@ def test_report_counts_wins_and_default_losses():
     lines = report(runs, ["default", "meta@10"], "lightgbm", 5, 1000, 1)
     assert "| default | -0.0000 | 1 / 1 / 1 | 1.000 |" in lines
     assert any("on 1 of 3 data sets (33%): b" in line for line in lines)
+    assert not any("kept the estimator as given" in line for line in lines)  # runs without the fold record
+
+
+def test_report_says_how_often_the_default_was_kept_and_what_the_passed_over_incumbents_scored():
+    runs = [{"dataset": d, "seed": 0, "contender": "default", "test": t, "fits": 1, "wall_s": 1.0, "cpu_s": 1.0}
+            for d, t in [("a", 0.80), ("b", 0.90), ("c", 0.70)]]
+    for d, kept, test, passed in [("a", "incumbent", 0.85, None), ("b", "default", 0.90, 0.87),
+                                  ("c", "default", 0.70, 0.72)]:
+        runs.append({"dataset": d, "seed": 0, "contender": "meta@10", "test": test, "fits": 51, "wall_s": 1.0,
+                     "cpu_s": 1.0, "kept": kept, "test_incumbent": passed})
+    lines = report(runs, ["default", "meta@10"], "lightgbm", 5, 1000, 1)
+    assert any(line.startswith("meta@10 kept the estimator as given in 2 of 3 runs; the incumbents it passed over "
+                               "scored -0.50 points against it on test (better / tied / worse 1 / 0 / 1; more "
+                               "than 1 point worse: 1)") for line in lines), lines
 
 
 def test_rejects_regression_spaces(tmp_path):
