@@ -201,9 +201,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         one-standard-error rule of Breiman et al. 1984, here in favour of the
         model you gave): tuning then never picks a configuration that
         cross-validates worse than that model, nor one whose lead is within
-        the noise of the folds. On the design data sets of ``autometa bench
-        search-cv`` this halved how often the tuned LightGBM scored more
-        than a point below its defaults on test, at the same mean.
+        the noise of the folds (BENCHMARKS.md, "MetaSearchCV").
     error_score : "raise" or float, default=np.nan
         The score of a fold whose fit fails; "raise" raises. A trial with a
         NaN score fails and ranks last.
