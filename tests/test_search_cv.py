@@ -325,21 +325,6 @@ def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
     assert only.best_params_ == {} and len(only.study_.trials) == 0
 
 
-@pytest.mark.parametrize("default,incumbent,beats", [
-    ([0.7, 0.7, 0.7], [0.8, 0.8, 0.8], True),        # better on every fold
-    ([0.6, 0.8, 0.7], [0.9, 0.6, 0.75], False),      # higher mean (+0.05), within one standard error (0.14)
-    ([0.7, 0.7, 0.7], [0.7, 0.7, 0.7], False),       # a tie keeps the estimator as given
-    ([0.7, 0.7, np.nan], [0.75, 0.76, 0.9], True),   # a failed fold is left out of the pairs
-    ([0.7, 0.7, 0.7], [0.69, 0.8, 0.9], True),       # +0.097 against a standard error of 0.06
-])
-def test_the_estimator_as_given_is_kept_unless_beaten_by_more_than_one_standard_error(default, incumbent, beats):
-    search = MetaSearchCV(Ridge())
-    search.n_splits_ = 3
-    search.cv_results_ = {f"split{k}_test_score": np.array([default[k], incumbent[k]]) for k in range(3)}
-    search.cv_results_["mean_test_score"] = np.array([np.mean(default), np.mean(incumbent)])
-    assert search._beats_default(1) is beats
-
-
 def test_docstring_example_runs():
     import doctest
 

@@ -151,9 +151,8 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     :meth:`MetaLearnedSampler.best_trial <autometa.hpo.MetaLearnedSampler.best_trial>`
     believes best, the best mean score made worse by one standard error of
     its fold scores (a steady configuration beats one lucky in one fold),
-    with TPE the trial of best mean score. The estimator as given replaces
-    it unless the incumbent is better on the folds by more than the noise
-    (``include_default``).
+    with TPE the trial of best mean score; the estimator as given replaces
+    it when that scores at least as high (``include_default``).
 
     Parameters
     ----------
@@ -196,12 +195,9 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     include_default : bool, default=True
         Score ``estimator`` with its own parameters first, as one of the
         ``n_trials`` (the first row of ``cv_results_``, with ``params`` ``{}``),
-        and keep it unless the search's incumbent beats it by more than one
-        standard error of their fold-by-fold score differences (the
-        one-standard-error rule of Breiman et al. 1984, here in favour of the
-        model you gave): tuning then never picks a configuration that
-        cross-validates worse than that model, nor one whose lead is within
-        the noise of the folds (BENCHMARKS.md, "MetaSearchCV").
+        and keep it unless the search's incumbent scores higher: tuning
+        then never picks a configuration that cross-validates worse than
+        the model you gave it.
     error_score : "raise" or float, default=np.nan
         The score of a fold whose fit fails; "raise" raises. A trial with a
         NaN score fails and ranks last.
@@ -370,17 +366,6 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         except ValueError as error:
             raise ValueError(f"unknown scoring {self.scoring!r}: use a scikit-learn scorer name ({error})") from None
 
-    def _beats_default(self, index: int) -> bool:
-        """Whether row ``index`` of ``cv_results_`` beats row 0 (the estimator as given) by more than one
-        standard error of their paired fold-score differences (with one fold: by anything)."""
-        folds = [f"split{k}_test_score" for k in range(self.n_splits_)]
-        diff = np.array([self.cv_results_[f][index] - self.cv_results_[f][0] for f in folds], dtype=float)
-        diff = diff[np.isfinite(diff)]
-        if len(diff) == 0:
-            return bool(self.cv_results_["mean_test_score"][index] > self.cv_results_["mean_test_score"][0])
-        noise = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        return bool(diff.mean() > noise)
-
     def _sampler(self, space: SearchSpace | None, X, y):
         from autometa.hpo.pretrained import pretrained_descriptor, pretrained_names
 
@@ -480,7 +465,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
             if any(t.state == TrialState.COMPLETE and np.isfinite(t.value) for t in trials):
                 incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
                 best = offset + next(i for i, t in enumerate(trials) if t.number == incumbent.number)
-            if offset and np.isfinite(means[0]) and (best is None or not self._beats_default(best)):
+            if offset and np.isfinite(means[0]) and (best is None or means[0] >= means[best]):
                 best = 0
             self.best_index_ = best
             self.best_score_ = float(means[best])
