@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from autometa._common import describe, mean_ci
-from benchmarks.hpo_pmlb import GROUPS
+from benchmarks.hpo_pmlb import GROUPS, group_datasets
 from benchmarks.run_cache import append_run, read_runs
 
 BASE_CONTENDERS = ("default", "meta@10", "optuna@10", "optuna@50")
@@ -229,7 +229,6 @@ def run(
     """
     from autometa.data.pmlb import pmlb_index
     from autometa.hpo.spaces import get_space
-    from benchmarks.hpo_pmlb import group_datasets
 
     space = get_space(estimator)
     if space.task != "classification":

@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class MetaLearner(nn.Module):
     task_type = "classification"  # or "regression"
     #: Constructor arguments added after files were saved, with the values those files were trained with:
     #: :meth:`load` uses them where a file's config lacks them.
-    config_of_older_files: dict = {}
+    config_of_older_files: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, backbone: nn.Module | dict, **config):
         super().__init__()

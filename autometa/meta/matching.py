@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +88,7 @@ class MatchingNet(MetaLearner):
 
     task_type = "classification"
     # files saved before ``temperature`` existed were trained at the paper's T = 1
-    config_of_older_files = {"temperature": 1.0}
+    config_of_older_files: ClassVar[dict] = {"temperature": 1.0}
 
     def __init__(
         self,
@@ -215,7 +216,7 @@ def label_log_probs(query: torch.Tensor, support: torch.Tensor, one_hot: torch.T
     labels = one_hot.argmax(-1)[:, None, :].expand_as(log_attention)  # (B, Q, S)
     shape = (*log_attention.shape[:2], one_hot.shape[-1])
     peak = torch.full(shape, -math.inf, dtype=log_attention.dtype, device=log_attention.device)
-    peak = peak.scatter_reduce(2, labels, log_attention.detach(), "amax").detach()
+    peak = peak.scatter_reduce(2, labels, log_attention.detach(), "amax")
     # each example's attention relative to its class's largest, summed per class (a matmul: deterministic on GPU)
     shares = (log_attention - peak.gather(2, labels)).exp() @ one_hot
     return shares.log() + peak
