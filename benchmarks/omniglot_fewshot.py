@@ -7,6 +7,8 @@ episodes drawn within one test alphabet, 15 queries per class, with a 95%
 confidence interval over episodes; pixel-space nearest neighbour on the same
 episodes is the baseline. Gradient-based learners have an output layer per
 number of ways, so they are trained once for 5-way and once for 20-way.
+``learner_options`` maps an algorithm to constructor arguments of its
+learner (e.g. ``{"matching": {"fce": True}}``); its rows name them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ GRADIENT_BASED = ("maml", "fomaml", "reptile")
 
 def run(sources, test_alphabets=("Japanese_(katakana)", "Korean"), algorithms=("protonet", "matching", "maml", "reptile"),
         steps: int = 2000, n_episodes: int = 1000, device: str = "cpu", seed: int = 0, verbose: bool = False,
-        ways=(5, 20)) -> list[dict]:
+        ways=(5, 20), learner_options: dict[str, dict] | None = None) -> list[dict]:
     settings = [(n_way, k_shot) for n_way, k_shot in SETTINGS if n_way in ways]
     if not settings:
         raise ValueError(f"ways {list(ways)}: expected a subset of 5, 20")
@@ -49,18 +51,22 @@ def run(sources, test_alphabets=("Japanese_(katakana)", "Korean"), algorithms=("
         accuracy, half = fewshot.pixel_nearest_neighbour_accuracy(sampler(n_way, k_shot), n_episodes)
         rows.append({"algorithm": "pixel 1-NN", "n_way": n_way, "k_shot": k_shot, "accuracy": accuracy, "ci": half})
     _print(rows)
+    learner_options = learner_options or {}
     for algorithm in algorithms:
+        options = learner_options.get(algorithm, {})
+        label = algorithm + "".join(f" {key}={value}" for key, value in options.items())
         train_ways = sorted({n_way for n_way, _ in settings}) if algorithm in GRADIENT_BASED else (None,)
         for train_way in train_ways:
             learner, summary = fewshot.train(train_set, algorithm, n_way=train_way, steps=steps, time_budget=None,
-                                             device=device, seed=seed, verbose=verbose)
+                                             device=device, seed=seed, verbose=verbose,
+                                             learner_options=options)
             new = []
             for n_way, k_shot in settings:
                 if train_way is not None and n_way != train_way:
                     continue
                 start = time.perf_counter()
                 accuracy, half = fewshot.evaluate_episodes(learner, sampler(n_way, k_shot), n_episodes, device=device)
-                new.append({"algorithm": algorithm, "n_way": n_way, "k_shot": k_shot, "accuracy": accuracy, "ci": half,
+                new.append({"algorithm": label, "n_way": n_way, "k_shot": k_shot, "accuracy": accuracy, "ci": half,
                             "train_s": summary["seconds"], "train_way": summary["n_way"],
                             "eval_s": time.perf_counter() - start})
             _print(new)

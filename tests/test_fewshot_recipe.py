@@ -45,6 +45,16 @@ def test_build_learner(algorithm, cls):
         fewshot.build_learner("siamese", 5)
 
 
+def test_learner_options_go_over_the_recipe():
+    matching = fewshot.build_learner("matching", 5, image_size=16, fce=True)
+    assert matching.fce and matching.config["fce"] and not fewshot.build_learner("matching", 5, image_size=16).fce
+    maml = fewshot.build_learner("maml", 5, image_size=16, inner_steps=1)  # over the recipe's 3
+    assert maml.config["inner_steps"] == 1 and maml.config["inner_lr"] == fewshot.MAML_INNER_LOOP["inner_lr"]
+    learner, summary = fewshot.train(tiny_dataset(), "matching", n_way=5, steps=2, time_budget=None,
+                                     learner_options={"fce": True})
+    assert learner.fce and summary["steps"] == 2
+
+
 def test_augment_keeps_shape_and_range_and_is_seeded():
     images = torch.rand(6, 1, 16, 16)
     a = fewshot.augment(images, torch.Generator().manual_seed(0))

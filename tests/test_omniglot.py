@@ -213,3 +213,20 @@ def test_small_background_zips(tmp_path):
     assert 0.02 < data.images.mean() < 0.2  # mostly paper: ink really is 1
     np.testing.assert_array_equal(again.images, data.images)
     assert cold >= 5 * warm
+
+
+@pytest.mark.slow
+def test_the_few_shot_benchmark_names_the_learner_options_it_trains_with(tmp_path, capsys):
+    from benchmarks import omniglot_fewshot
+
+    root = data_root()
+    zips = [root / "omniglot" / f"images_background_small{i}.zip" for i in (1, 2)] if root else []
+    if not zips or not all(z.is_file() for z in zips):
+        pytest.skip(f"Omniglot zips not found in {root / 'omniglot' if root else '$AUTOMETA_DATA'}")
+    rows = omniglot_fewshot.run(zips, algorithms=("matching",), steps=2, n_episodes=3, ways=(5,),
+                                learner_options={"matching": {"fce": True}})
+    learned = [row for row in rows if row["algorithm"] != "pixel 1-NN"]
+    assert [(row["algorithm"], row["n_way"], row["k_shot"]) for row in learned] == [
+        ("matching fce=True", 5, 1), ("matching fce=True", 5, 5)]
+    assert all(0 <= row["accuracy"] <= 1 for row in rows)
+    assert "matching fce=True" in capsys.readouterr().out

@@ -57,14 +57,16 @@ RECIPES = {
 }
 
 
-def build_learner(algorithm: str, n_way: int, image_size: int = 28) -> MetaLearner:
-    """A fresh learner with Conv4: the registry's defaults, with the recipe's own choices over them."""
+def build_learner(algorithm: str, n_way: int, image_size: int = 28, **options) -> MetaLearner:
+    """A fresh learner with Conv4: the registry's defaults, the recipe's own
+    choices over them, and ``options`` (the learner's constructor arguments,
+    e.g. ``fce=True`` for Matching Nets) over both."""
     if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     backbone = {"name": "conv4", "image_size": image_size}
     if algorithm in registry.GRADIENT_BASED:
         backbone["out_features"] = n_way  # a classifier; metric learners keep the embedding
-    return registry.build(algorithm, backbone, **RECIPES[algorithm].learner)
+    return registry.build(algorithm, backbone, **{**RECIPES[algorithm].learner, **options})
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
@@ -200,6 +202,7 @@ def train(
     verbose: bool = False,
     distributed: bool = False,
     meta_batch: int | None = None,
+    learner_options: dict | None = None,
 ) -> tuple[MetaLearner, dict]:
     """Meta-train ``algorithm`` on an :class:`~autometa.data.OmniglotDataset`.
 
@@ -215,6 +218,7 @@ def train(
 
     ``meta_batch`` (default: the recipe's) is the number of episodes per
     meta-step; a distributed run needs at least one per process.
+    ``learner_options`` go to :func:`build_learner` (e.g. ``{"fce": True}``).
 
     ``distributed=True`` trains as one rank of a ``torchrun`` launch (see
     :mod:`autometa.meta.distributed`): call it on every rank with the same
@@ -238,7 +242,8 @@ def train(
     sampler = EpisodeSampler(x, train_set.labels, train_way, k_shot, recipe.n_query,
                              groups=train_set.groups, random_state=seed)
     tasks = AugmentedEpisodes(sampler, seed) if augmentation else sampler
-    learner = build_learner(algorithm, train_way, image_size=train_set.images.shape[-1]).to(device)
+    learner = build_learner(algorithm, train_way, image_size=train_set.images.shape[-1],
+                            **(learner_options or {})).to(device)
     callbacks = []
     if val_alphabets:
         val_set = dataset.subset_alphabets(val_alphabets)

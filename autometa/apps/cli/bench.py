@@ -68,6 +68,8 @@ def register(commands) -> None:
     omniglot.add_argument("--episodes", type=int, default=1000)
     omniglot.add_argument("--ways", type=comma_ints, default="5,20",
                           help="comma-separated ways to score: 5, 20 (default: %(default)s)")
+    omniglot.add_argument("--fce", action="store_true",
+                          help="Matching Nets with full-context embeddings (the paper's appendix)")
     omniglot.add_argument("--device", default="auto")
     omniglot.add_argument("--seed", type=non_negative_int, default=0)
     omniglot.add_argument("--quiet", action="store_true")
@@ -220,7 +222,7 @@ def omniglot_fewshot(args) -> None:
 
     run(omniglot_sources(args.data), test_alphabets=args.test_alphabets, algorithms=args.algorithms,
         steps=args.steps, n_episodes=args.episodes, device=device(args.device), seed=args.seed,
-        verbose=not args.quiet, ways=args.ways)
+        verbose=not args.quiet, ways=args.ways, learner_options={"matching": {"fce": True}} if args.fce else None)
 
 
 @benchmark
