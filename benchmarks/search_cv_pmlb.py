@@ -148,15 +148,10 @@ def _against_default(search, X_train, y_train, X_test, y_test) -> dict[str, Any]
     compared: their fold scores, which of the two ``search`` kept, and the incumbent's test score (refit on the
     training part when the default was kept), so that a rule for keeping the default can be judged afterwards
     on the same runs."""
-    from optuna.trial import TrialState
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
 
-    study = search.study_
-    sampler = study.sampler
-    incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
-    numbers = [t.number for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
-    row = 1 + numbers.index(incumbent.number)
+    row = search.incumbent_index_
     results = search.cv_results_
     folds = [[float(results[f"split{k}_test_score"][i]) for k in range(search.n_splits_)] for i in (0, row)]
     kept = "default" if search.best_index_ == 0 else "incumbent" if search.best_index_ == row else "other"

@@ -184,6 +184,7 @@ def test_refit_false_and_callable_refit(cancer):
     lowest = MetaSearchCV(Ridge(), n_trials=3, cv=2, random_state=0,
                           refit=lambda results: int(np.argmin(results["mean_test_score"]))).fit(X, y)
     assert lowest.best_index_ == int(np.argmin(lowest.cv_results_["mean_test_score"]))
+    assert lowest.incumbent_index_ != lowest.best_index_  # the search's own choice stays recorded
     assert not hasattr(lowest, "best_score_") and hasattr(lowest, "best_estimator_")
 
 
@@ -314,6 +315,9 @@ def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
     search = MetaSearchCV(tree, n_trials=4, cv=2, random_state=0, param_distributions=bad).fit(X, y)
     assert search.cv_results_["params"][0] == {} and len(search.study_.trials) == 3
     assert search.best_index_ == 0 and search.best_params_ == {}
+    # the search's own incumbent, passed over: the trial of best mean (TPE), among the study's rows
+    means = search.cv_results_["mean_test_score"]
+    assert search.incumbent_index_ == 1 + int(np.argmax(means[1:])) and means[search.incumbent_index_] < means[0]
     assert search.best_estimator_.get_params()["min_samples_leaf"] == 1
     assert np.ma.is_masked(search.cv_results_["param_min_samples_leaf"][0])
     assert search.best_score_ == search.cv_results_["mean_test_score"].max()
@@ -321,8 +325,9 @@ def test_the_estimator_as_given_is_scored_first_and_kept_unless_beaten():
     worse_default = MetaSearchCV(DecisionTreeClassifier(min_samples_leaf=39, random_state=0), n_trials=4, cv=2,
                                  random_state=0, param_distributions=good).fit(X, y)
     assert worse_default.best_index_ > 0 and worse_default.best_params_["min_samples_leaf"] <= 3
+    assert worse_default.incumbent_index_ == worse_default.best_index_
     only = MetaSearchCV(tree, n_trials=1, cv=2, param_distributions=good).fit(X, y)
-    assert only.best_params_ == {} and len(only.study_.trials) == 0
+    assert only.best_params_ == {} and len(only.study_.trials) == 0 and only.incumbent_index_ is None
 
 
 def test_docstring_example_runs():

@@ -216,6 +216,12 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         Its mean cross-validated score (not with a callable ``refit``).
     best_index_ : int
         Its row in ``cv_results_``.
+    incumbent_index_ : int or None
+        The row of the trial the search believes best (see "The
+        incumbent"), before the estimator as given may replace it: equal to
+        ``best_index_`` unless ``include_default`` kept the estimator as
+        given (``best_index_`` 0) or a callable ``refit`` chose; None when
+        no trial of the search scored.
     cv_results_ : dict of numpy arrays
         One row per finished trial of the study, in trial order, with
         ``GridSearchCV``'s keys: ``params``, ``param_<name>`` (masked where a
@@ -458,13 +464,14 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         if not np.isfinite(means).any():
             errors = sorted({t.user_attrs.get(ERROR_KEY, "no score") for t in trials} or {"no score"})
             raise ValueError(f"every trial failed, e.g.: {errors[0]}; set error_score='raise' to see the traceback")
+        self.incumbent_index_ = None
+        if any(t.state == TrialState.COMPLETE and np.isfinite(t.value) for t in trials):
+            incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
+            self.incumbent_index_ = offset + next(i for i, t in enumerate(trials) if t.number == incumbent.number)
         if callable(self.refit):
             self.best_index_ = int(self.refit(self.cv_results_))
         else:
-            best = None
-            if any(t.state == TrialState.COMPLETE and np.isfinite(t.value) for t in trials):
-                incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
-                best = offset + next(i for i, t in enumerate(trials) if t.number == incumbent.number)
+            best = self.incumbent_index_
             if offset and np.isfinite(means[0]) and (best is None or means[0] >= means[best]):
                 best = 0
             self.best_index_ = best
