@@ -192,11 +192,17 @@ def test_errors_name_the_path(tmp_path):
         load_omniglot(tmp_path, image_size=0)
 
 
-def test_small_background_zips(tmp_path):
+def small_background_zips() -> list:
+    """The two small background sets of the shared data; skips the test where they are absent."""
     root = data_root()
     zips = [root / "omniglot" / f"images_background_small{i}.zip" for i in (1, 2)] if root else []
     if not zips or not all(z.is_file() for z in zips):
         pytest.skip(f"Omniglot zips not found in {root / 'omniglot' if root else '$AUTOMETA_DATA'}")
+    return zips
+
+
+def test_small_background_zips(tmp_path):
+    zips = small_background_zips()
     start = time.perf_counter()
     data = load_omniglot(zips, cache_dir=tmp_path)
     cold = time.perf_counter() - start
@@ -219,10 +225,7 @@ def test_small_background_zips(tmp_path):
 def test_the_few_shot_benchmark_names_the_learner_options_it_trains_with(tmp_path, capsys):
     from benchmarks import omniglot_fewshot
 
-    root = data_root()
-    zips = [root / "omniglot" / f"images_background_small{i}.zip" for i in (1, 2)] if root else []
-    if not zips or not all(z.is_file() for z in zips):
-        pytest.skip(f"Omniglot zips not found in {root / 'omniglot' if root else '$AUTOMETA_DATA'}")
+    zips = small_background_zips()
     rows = omniglot_fewshot.run(zips, algorithms=("matching",), steps=2, n_episodes=3, ways=(5,),
                                 learner_options={"matching": {"fce": True}})
     learned = [row for row in rows if row["algorithm"] != "pixel 1-NN"]
