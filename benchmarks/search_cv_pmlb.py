@@ -154,7 +154,7 @@ def _against_default(search, X_train, y_train, X_test, y_test) -> dict[str, Any]
     row = search.incumbent_index_
     results = search.cv_results_
     folds = [[float(results[f"split{k}_test_score"][i]) for k in range(search.n_splits_)] for i in (0, row)]
-    kept = "default" if search.best_index_ == 0 else "incumbent" if search.best_index_ == row else "other"
+    kept = "default" if search.best_index_ == 0 else "incumbent"  # best_index_ is 0 or incumbent_index_
     if kept == "incumbent":
         test_incumbent = None  # the record's own test score
     else:
