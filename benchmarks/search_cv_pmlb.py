@@ -119,7 +119,8 @@ def _run_contender(name: str, space, target: str, split, seed: int, cv: int, ind
         search = MetaSearchCV(_pipeline(space, X_train, seed), n_trials=n_trials, cv=cv, scoring="balanced_accuracy",
                               random_state=seed, knowledge_base=kb)
         search, wall, cpu = _timed(lambda: search.fit(X_train, y_train))
-        predict, fits = search.predict, n_trials * cv + 1
+        confirmed = search.confirm_scores_ is not None
+        predict, fits = search.predict, n_trials * cv + 1 + (2 * search.n_splits_ if confirmed else 0)
         extra = {"cv_score": search.best_score_, "left_out": excluded,
                  **_against_default(search, X_train, y_train, X_test, y_test)}
     elif name.startswith("optuna@"):
@@ -147,7 +148,7 @@ def _against_default(search, X_train, y_train, X_test, y_test) -> dict[str, Any]
     """How the search's incumbent (the sampler's choice among the trials) and the default (``cv_results_`` row 0)
     compared: their fold scores, which of the two ``search`` kept, and the incumbent's test score (refit on the
     training part when the default was kept), so that a rule for keeping the default can be judged afterwards
-    on the same runs."""
+    on the same runs; ``confirm``: the new folds' scores of ``confirm_incumbent`` (None when it did not run)."""
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
 
@@ -160,7 +161,11 @@ def _against_default(search, X_train, y_train, X_test, y_test) -> dict[str, Any]
     else:
         model = clone(search.estimator).set_params(**results["params"][row]).fit(X_train, y_train)
         test_incumbent = float(balanced_accuracy_score(y_test, model.predict(X_test)))
-    return {"folds_default": folds[0], "folds_incumbent": folds[1], "kept": kept, "test_incumbent": test_incumbent}
+    confirm = search.confirm_scores_
+    if confirm is not None:
+        confirm = {name: [float(v) for v in values] for name, values in confirm.items()}
+    return {"folds_default": folds[0], "folds_incumbent": folds[1], "kept": kept, "test_incumbent": test_incumbent,
+            "confirm": confirm}
 
 
 def _lightgbm_tuner(space, X_train, y_train, seed: int, cv: int):
@@ -309,6 +314,10 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
                              f"{int((np.abs(passed) <= TIE).sum())} / {int((passed < -TIE).sum())}; "
                              f"more than {DEFAULT_WORSE * 100:g} point worse: {int((passed < -DEFAULT_WORSE).sum())})"
                              if kept else "")]
+        every = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets]
+        if counted and "default" in contenders and len(counted) == len(every) and all(
+                "folds_incumbent" in r for r in counted):
+            lines += ["", _rule_of_the_means(meta, counted, default_of, datasets, scores)]
         if "default" in contenders:
             worse = [d for d in datasets if scores[meta][d] < scores["default"][d] - DEFAULT_WORSE]
             lines += ["", f"{meta} worse than the untuned default by more than {DEFAULT_WORSE * 100:g} point on "
@@ -316,6 +325,35 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
                           + (f": {', '.join(worse)}" if worse else "")]
     lines += ["", f"python {platform.python_version()}; data sets: {', '.join(datasets)}"]
     return lines
+
+
+def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
+    """The same runs had the default been kept only when the incumbent's mean over ``cv``'s folds was not
+    higher (``MetaSearchCV(confirm_incumbent=False)``): its mean test score and default losses, against the
+    record's."""
+    by: dict[str, list[float]] = {}
+    overturned = []
+    for r in records:
+        default = default_of[r["dataset"], r["seed"]]
+        incumbent = r["test"] if r["kept"] == "incumbent" else r["test_incumbent"]
+        means_pick = incumbent if np.mean(r["folds_incumbent"]) > np.mean(r["folds_default"]) else default
+        by.setdefault(r["dataset"], []).append(means_pick)
+        if r["kept"] == "default" and r.get("confirm") is not None:
+            overturned.append(incumbent - default)
+    means = {d: float(np.mean(v)) for d, v in by.items()}
+    mean_now = np.mean([scores[meta][d] for d in datasets])
+    mean_means = np.mean([means[d] for d in datasets])
+    worse = sum(means[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
+    overturned = np.array(overturned)
+    text = (f"{meta} under the rule of the means on the same runs (no confirmation): mean test {mean_means:.4f} "
+            f"({100 * (mean_now - mean_means):+.2f} points for the record's rule); worse than the untuned default "
+            f"by more than {DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
+    if len(overturned):
+        text += (f"; the confirmation kept the default over {len(overturned)} incumbents that led on cv's folds, "
+                 f"which scored {100 * overturned.mean():+.2f} points against it on test (better / tied / worse "
+                 f"{int((overturned > TIE).sum())} / {int((np.abs(overturned) <= TIE).sum())} / "
+                 f"{int((overturned < -TIE).sum())})")
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -266,8 +266,9 @@ def test_lightgbm_is_warm_started_when_its_knowledge_base_ships(cancer):
     from autometa.hpo.pretrained import pretrained_names
 
     assert search.warm_started_ == ("lightgbm" in pretrained_names())
-    assert set(search.best_params_) == {"learning_rate", "n_estimators", "num_leaves", "min_child_samples",
-                                        "reg_lambda", "colsample_bytree", "class_weight"}
+    incumbent = search.cv_results_["params"][search.incumbent_index_]
+    assert set(incumbent) == {"learning_rate", "n_estimators", "num_leaves", "min_child_samples",
+                              "reg_lambda", "colsample_bytree", "class_weight"}
 
 
 @pytest.mark.parametrize("estimator", [LogisticRegression(), Ridge()], ids=["warm-started", "tpe"])
@@ -337,3 +338,64 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(search_cv, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_incumbent_replaces_the_estimator_as_given_only_if_ahead_on_new_folds_too():
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    good = {"min_samples_leaf": IntDistribution(1, 3)}
+    weak = DecisionTreeClassifier(min_samples_leaf=39, random_state=0)
+    search = MetaSearchCV(weak, n_trials=4, cv=3, random_state=0, param_distributions=good).fit(X, y)
+    confirm = search.confirm_scores_
+    assert set(confirm) == {"estimator", "incumbent"} and all(len(v) == search.n_splits_ for v in confirm.values())
+    assert confirm["incumbent"].mean() > confirm["estimator"].mean() and search.best_index_ == search.incumbent_index_
+    # the new folds are other folds: the incumbent scores differently there than in cv_results_
+    row = search.incumbent_index_
+    assert not np.allclose(confirm["incumbent"], [search.cv_results_[f"split{k}_test_score"][row] for k in range(3)])
+
+    # labels that are noise: every trial's lead over the estimator as given is luck, and the decision follows
+    # the new folds alone
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 2, size=80)
+    seeds = {"random_state": IntDistribution(1, 1000)}
+    tree = DecisionTreeClassifier(splitter="random", max_depth=2, random_state=0)
+    kept, replaced = 0, 0
+    for seed in range(6):
+        lucky = MetaSearchCV(tree, n_trials=8, cv=3, random_state=seed, param_distributions=seeds).fit(X, noise)
+        means = lucky.cv_results_["mean_test_score"]
+        if lucky.confirm_scores_ is None:
+            assert means[0] >= means[lucky.incumbent_index_] and lucky.best_index_ == 0
+            continue
+        ahead = lucky.confirm_scores_["incumbent"].mean() > lucky.confirm_scores_["estimator"].mean()
+        assert lucky.best_index_ == (lucky.incumbent_index_ if ahead else 0)
+        assert lucky.best_score_ == means[lucky.best_index_]
+        kept, replaced = kept + (not ahead), replaced + ahead
+    assert kept > 0  # luck on cv's folds did not carry over to the new ones every time
+
+    same_seed = MetaSearchCV(tree, n_trials=8, cv=3, random_state=3, param_distributions=seeds).fit(X, noise)
+    again = MetaSearchCV(tree, n_trials=8, cv=3, random_state=3, param_distributions=seeds).fit(X, noise)
+    assert same_seed.best_index_ == again.best_index_
+    if same_seed.confirm_scores_ is not None:
+        np.testing.assert_array_equal(same_seed.confirm_scores_["incumbent"], again.confirm_scores_["incumbent"])
+
+
+def test_confirmation_is_skipped_when_off_or_when_cv_cannot_be_reshuffled():
+    from sklearn.model_selection import GroupKFold
+
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    good = {"min_samples_leaf": IntDistribution(1, 3)}
+    weak = DecisionTreeClassifier(min_samples_leaf=39, random_state=0)
+    off = MetaSearchCV(weak, n_trials=3, cv=3, random_state=0, param_distributions=good,
+                       confirm_incumbent=False).fit(X, y)
+    assert off.confirm_scores_ is None and off.best_index_ == off.incumbent_index_ > 0
+    groups = np.arange(80) % 4
+    for cv in (GroupKFold(4), KFold(4), list(KFold(4).split(X))):
+        search = MetaSearchCV(weak, n_trials=3, cv=cv, random_state=0, param_distributions=good).fit(X, y, groups=groups)
+        assert search.confirm_scores_ is None and search.best_index_ == search.incumbent_index_ > 0
+    shuffled = MetaSearchCV(weak, n_trials=3, cv=KFold(4, shuffle=True, random_state=0), random_state=0,
+                            param_distributions=good).fit(X, y)
+    assert len(shuffled.confirm_scores_["incumbent"]) == 4
+    regressor = MetaSearchCV(Ridge(alpha=1e4), n_trials=3, cv=3, random_state=0,
+                             param_distributions={"alpha": CategoricalDistribution([0.1])}).fit(X, y.astype(float))
+    assert len(regressor.confirm_scores_["estimator"]) == 3  # KFold for a regressor
+    with pytest.raises(TypeError, match="confirm_incumbent must be True or False"):
+        MetaSearchCV(weak, confirm_incumbent="yes").fit(X, y)

@@ -20,7 +20,9 @@ def test_tiny_benchmark_runs_every_contender_and_resumes(tmp_path, capsys):
     runs = result["runs"]
     assert len(runs) == 6 and {r["contender"] for r in runs} == set(contenders)
     assert all(0.0 <= r["test"] <= 1.0 and r["wall_s"] >= 0 for r in runs)
-    assert [r["fits"] for r in runs if r["dataset"] == "alpha1"] == [1, 5, 5]
+    fits = [r["fits"] for r in runs if r["dataset"] == "alpha1"]
+    confirmed = next(r for r in runs if r["dataset"] == "alpha1" and r["contender"] == "meta@2")["confirm"]
+    assert fits == [1, 5 + (4 if confirmed else 0), 5]  # the confirmation's two models on two new folds
     # the warm start never sees the target or its near-duplicates (PMLB's real ones here)
     meta = [r for r in runs if r["contender"] == "meta@2"]
     assert all(r["left_out"] == [] for r in meta)
@@ -32,6 +34,10 @@ def test_tiny_benchmark_runs_every_contender_and_resumes(tmp_path, capsys):
             assert r["test"] == default["test"] and 0.0 <= r["test_incumbent"] <= 1.0
         else:
             assert r["test_incumbent"] is None and sum(r["folds_incumbent"]) > sum(r["folds_default"])
+        if r["confirm"] is not None:  # run only when the incumbent led on cv's folds
+            assert sum(r["folds_incumbent"]) > sum(r["folds_default"]) and len(r["confirm"]["incumbent"]) == 2
+            ahead = sum(r["confirm"]["incumbent"]) > sum(r["confirm"]["estimator"])
+            assert r["kept"] == ("incumbent" if ahead else "default")
     out = capsys.readouterr().out
     assert "| meta@2 |" in out and "wins / ties / losses" in out and "worse than the untuned default" in out
     assert len(cache.read_text().splitlines()) == 6
@@ -64,6 +70,25 @@ def test_report_says_how_often_the_default_was_kept_and_what_the_passed_over_inc
     assert any(line.startswith("meta@10 kept the estimator as given in 2 of 3 runs; the incumbents it passed over "
                                "scored -0.50 points against it on test (better / tied / worse 1 / 0 / 1; more "
                                "than 1 point worse: 1)") for line in lines), lines
+
+
+def test_report_compares_the_confirmation_with_the_rule_of_the_means_on_the_same_runs():
+    runs = [{"dataset": d, "seed": 0, "contender": "default", "test": t, "fits": 1, "wall_s": 1.0, "cpu_s": 1.0}
+            for d, t in [("a", 0.80), ("b", 0.90), ("c", 0.70)]]
+    # a: the incumbent led and was confirmed; b: it led on cv's folds, not on the new ones, and scored 0.80 on
+    # test; c: the default led on cv's folds already
+    for d, kept, test, passed, folds, confirm in [
+            ("a", "incumbent", 0.85, None, ([0.7, 0.7], [0.8, 0.8]), {"estimator": [0.7], "incumbent": [0.8]}),
+            ("b", "default", 0.90, 0.80, ([0.7, 0.7], [0.8, 0.8]), {"estimator": [0.8], "incumbent": [0.7]}),
+            ("c", "default", 0.70, 0.72, ([0.8, 0.8], [0.7, 0.7]), None)]:
+        runs.append({"dataset": d, "seed": 0, "contender": "meta@10", "test": test, "fits": 51, "wall_s": 1.0,
+                     "cpu_s": 1.0, "kept": kept, "test_incumbent": passed, "folds_default": folds[0],
+                     "folds_incumbent": folds[1], "confirm": confirm})
+    lines = report(runs, ["default", "meta@10"], "lightgbm", 5, 1000, 1)
+    assert ("meta@10 under the rule of the means on the same runs (no confirmation): mean test 0.7833 (+3.33 points "
+            "for the record's rule); worse than the untuned default by more than 1 point on 1 of 3 data sets; the "
+            "confirmation kept the default over 1 incumbents that led on cv's folds, which scored -10.00 points "
+            "against it on test (better / tied / worse 0 / 0 / 1)") in lines, lines
 
 
 def test_rejects_regression_spaces(tmp_path):

@@ -17,6 +17,7 @@ knowledge base proposes the parameters it knows, Optuna's TPE the others.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import numbers
 import sys
@@ -31,7 +32,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import check_cv, cross_validate
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
@@ -152,7 +153,12 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     believes best, the best mean score made worse by one standard error of
     its fold scores (a steady configuration beats one lucky in one fold),
     with TPE the trial of best mean score; the estimator as given replaces
-    it when that scores at least as high (``include_default``).
+    it when that scores at least as high (``include_default``). Having been
+    chosen as the best of many on these folds, the incumbent's score there
+    is optimistic, so before it replaces the estimator as given both are
+    scored once more on new folds (another shuffle of the data), where
+    neither was chosen, and the incumbent has to be ahead there too
+    (``confirm_incumbent``).
 
     Parameters
     ----------
@@ -198,6 +204,17 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         and keep it unless the search's incumbent scores higher: tuning
         then never picks a configuration that cross-validates worse than
         the model you gave it.
+    confirm_incumbent : bool, default=True
+        With ``include_default``, when the incumbent cross-validates higher
+        than the estimator as given, score both again on new folds (``cv``'s
+        number of folds, shuffled with a seed drawn from ``random_state``)
+        and keep the estimator as given unless the incumbent's mean score is
+        higher there as well: 2 x ``n_splits_`` more fits, only then. Needs
+        new folds to exist: ``cv`` an int or None, or a splitter with
+        ``shuffle=True`` and a ``random_state`` parameter (e.g.
+        ``KFold(5, shuffle=True)``); with any other ``cv`` (groups,
+        predefined or ordered splits, an iterable) the means on ``cv``'s
+        folds decide alone.
     error_score : "raise" or float, default=np.nan
         The score of a fold whose fit fails; "raise" raises. A trial with a
         NaN score fails and ranks last.
@@ -222,6 +239,10 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         ``best_index_`` unless ``include_default`` kept the estimator as
         given (``best_index_`` 0) or a callable ``refit`` chose; None when
         no trial of the search scored.
+    confirm_scores_ : dict of str to ndarray, or None
+        The new folds' scores of ``confirm_incumbent``: ``"estimator"`` (as
+        given) and ``"incumbent"``, one per fold; None when no
+        confirmation ran.
     cv_results_ : dict of numpy arrays
         One row per finished trial of the study, in trial order, with
         ``GridSearchCV``'s keys: ``params``, ``param_<name>`` (masked where a
@@ -288,6 +309,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         param_distributions: Mapping[str, BaseDistribution] | None = None,
         knowledge_base=None,
         include_default: bool = True,
+        confirm_incumbent: bool = True,
         error_score: Any = np.nan,
         return_train_score: bool = False,
         verbose: int = 0,
@@ -306,6 +328,7 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.param_distributions = param_distributions
         self.knowledge_base = knowledge_base
         self.include_default = include_default
+        self.confirm_incumbent = confirm_incumbent
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.verbose = verbose
@@ -323,6 +346,9 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"n_jobs must be a positive int or -1, got {self.n_jobs!r}")
         if not (isinstance(self.refit, bool) or callable(self.refit)):
             raise TypeError(f"refit must be a bool or a callable taking cv_results_, got {self.refit!r}")
+        for name in ("include_default", "confirm_incumbent"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Real)):
             raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
         if self.random_state is not None and (
@@ -468,12 +494,23 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         if any(t.state == TrialState.COMPLETE and np.isfinite(t.value) for t in trials):
             incumbent = sampler.best_trial(study) if hasattr(sampler, "best_trial") else study.best_trial
             self.incumbent_index_ = offset + next(i for i, t in enumerate(trials) if t.number == incumbent.number)
+        self.confirm_scores_ = None
         if callable(self.refit):
             self.best_index_ = int(self.refit(self.cv_results_))
         else:
             best = self.incumbent_index_
-            if offset and np.isfinite(means[0]) and (best is None or means[0] >= means[best]):
-                best = 0
+            if offset and np.isfinite(means[0]):
+                if best is None or means[0] >= means[best]:
+                    best = 0
+                elif self.confirm_incumbent:
+                    splits = self._new_splits(X, y, groups)
+                    if splits is not None:
+                        self.confirm_scores_ = {
+                            "estimator": objective.test_scores({}, splits),
+                            "incumbent": objective.test_scores(self.cv_results_["params"][best], splits),
+                        }
+                        if not np.mean(self.confirm_scores_["incumbent"]) > np.mean(self.confirm_scores_["estimator"]):
+                            best = 0 if np.isfinite(np.mean(self.confirm_scores_["estimator"])) else best
             self.best_index_ = best
             self.best_score_ = float(means[best])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
@@ -488,6 +525,21 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
         if len(n_features) > 1 and n_features[1] is not None:
             self.n_features_in_ = int(n_features[1])
         return self
+
+    def _new_splits(self, X, y, groups) -> list | None:
+        """Folds of the data other than ``cv``'s, for ``confirm_incumbent``: ``cv`` reshuffled, or None
+        when ``cv`` cannot be (not an int, None, or a shuffling splitter with a ``random_state``)."""
+        seed = int(np.random.default_rng(self.random_state).integers(2**31 - 1))
+        if self.cv is None or (isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool)):
+            folds = 5 if self.cv is None else int(self.cv)
+            splitter_class = StratifiedKFold if is_classifier(self.estimator) and _is_class_target(y) else KFold
+            splitter = splitter_class(folds, shuffle=True, random_state=seed)
+        elif getattr(self.cv, "shuffle", False) is True and hasattr(self.cv, "random_state"):
+            splitter = copy.deepcopy(self.cv)
+            splitter.random_state = seed
+        else:
+            return None
+        return list(splitter.split(X, y, groups))
 
     # -- the refit best estimator ------------------------------------------------------
     def _check_refit(self, method: str):
@@ -585,6 +637,13 @@ def _requires_y(estimator) -> bool:
     return get_tags(estimator).target_tags.required
 
 
+def _is_class_target(y) -> bool:
+    """Whether ``check_cv`` stratifies folds of ``y`` (a binary or multiclass target)."""
+    from sklearn.utils.multiclass import type_of_target
+
+    return y is not None and type_of_target(y) in ("binary", "multiclass")
+
+
 class _Objective:
     """One trial: the configuration's cross-validated scores, kept in the trial's user attrs."""
 
@@ -609,6 +668,19 @@ class _Objective:
             error_score=self.error_score, return_train_score=self.return_train_score, n_jobs=1,
         )
         return {key: [float(v) for v in scores[key]] for key in _SCORE_NAMES if key in scores}
+
+    def test_scores(self, params: dict[str, Any], splits) -> np.ndarray:
+        """The test-fold scores of ``estimator`` with ``params`` on other ``splits``; NaN for a failed fold
+        (every fold failing too, unless ``error_score="raise"``)."""
+        model = clone(self.estimator).set_params(**params)
+        try:
+            scores = cross_validate(model, self.X, self.y, cv=splits, scoring=self.scorer,
+                                    params=self.fit_params or None, error_score=self.error_score, n_jobs=1)
+        except ValueError:
+            if self.error_score == "raise":
+                raise
+            return np.full(len(splits), np.nan)
+        return np.asarray(scores["test_score"], dtype=float)
 
     def default_scores(self) -> dict[str, list[float]]:
         """:meth:`scores` of the estimator as given; ``{}`` (a row of NaN) when every fold failed."""
