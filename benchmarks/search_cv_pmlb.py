@@ -332,12 +332,13 @@ def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
     higher (``MetaSearchCV(confirm_incumbent=False)``): its mean test score and default losses, against the
     record's."""
     by: dict[str, list[float]] = {}
-    overturned = []
+    overturned, confirmed = [], 0
     for r in records:
         default = default_of[r["dataset"], r["seed"]]
         incumbent = r["test"] if r["kept"] == "incumbent" else r["test_incumbent"]
         means_pick = incumbent if np.mean(r["folds_incumbent"]) > np.mean(r["folds_default"]) else default
         by.setdefault(r["dataset"], []).append(means_pick)
+        confirmed += r.get("confirm") is not None
         if r["kept"] == "default" and r.get("confirm") is not None:
             overturned.append(incumbent - default)
     means = {d: float(np.mean(v)) for d, v in by.items()}
@@ -348,10 +349,11 @@ def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
     text = (f"{meta} under the rule of the means on the same runs (no confirmation): mean test {mean_means:.4f} "
             f"({100 * (mean_now - mean_means):+.2f} points for the record's rule); worse than the untuned default "
             f"by more than {DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
+    if confirmed:
+        text += f"; the confirmation ran in {confirmed} runs (the incumbent led on cv's folds)"
     if len(overturned):
-        text += (f"; the confirmation kept the default over {len(overturned)} incumbents that led on cv's folds, "
-                 f"which scored {100 * overturned.mean():+.2f} points against it on test (better / tied / worse "
-                 f"{int((overturned > TIE).sum())} / {int((np.abs(overturned) <= TIE).sum())} / "
+        text += (f" and kept the default in {len(overturned)}, whose incumbents scored "
+                 f"{100 * overturned.mean():+.2f} points against it on test (better / tied / worse {int((overturned > TIE).sum())} / {int((np.abs(overturned) <= TIE).sum())} / "
                  f"{int((overturned < -TIE).sum())})")
     return text
 
