@@ -341,14 +341,20 @@ def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
         confirmed += r.get("confirm") is not None
         if r["kept"] == "default" and r.get("confirm") is not None:
             overturned.append(incumbent - default)
+    import scipy.stats
+
     means = {d: float(np.mean(v)) for d, v in by.items()}
-    mean_now = np.mean([scores[meta][d] for d in datasets])
+    diff = np.array([scores[meta][d] - means[d] for d in datasets])
     mean_means = np.mean([means[d] for d in datasets])
     worse = sum(means[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
     overturned = np.array(overturned)
+    wins, ties = int((diff > TIE).sum()), int((np.abs(diff) <= TIE).sum())
+    nonzero = diff[np.abs(diff) > TIE]
+    p = f"{scipy.stats.wilcoxon(nonzero).pvalue:.3f}" if len(nonzero) >= 2 else "-"
     text = (f"{meta} under the rule of the means on the same runs (no confirmation): mean test {mean_means:.4f} "
-            f"({100 * (mean_now - mean_means):+.2f} points for the record's rule); worse than the untuned default "
-            f"by more than {DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
+            f"({100 * diff.mean():+.2f} points for the record's rule; per data set {wins} / {ties} / "
+            f"{len(diff) - wins - ties}, Wilcoxon p {p}); worse than the untuned default by more than "
+            f"{DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
     if confirmed:
         text += f"; the confirmation ran in {confirmed} runs (the incumbent led on cv's folds)"
     if len(overturned):

@@ -86,7 +86,7 @@ def test_report_compares_the_confirmation_with_the_rule_of_the_means_on_the_same
                      "folds_incumbent": folds[1], "confirm": confirm})
     lines = report(runs, ["default", "meta@10"], "lightgbm", 5, 1000, 1)
     assert ("meta@10 under the rule of the means on the same runs (no confirmation): mean test 0.7833 (+3.33 points "
-            "for the record's rule); worse than the untuned default by more than 1 point on 1 of 3 data sets; the "
+            "for the record's rule; per data set 1 / 2 / 0, Wilcoxon p -); worse than the untuned default by more than 1 point on 1 of 3 data sets; the "
             "confirmation ran in 2 runs (the incumbent led on cv's folds) and kept the default in 1, whose "
             "incumbents scored -10.00 points against it on test (better / tied / worse 0 / 0 / 1)") in lines, lines
 
