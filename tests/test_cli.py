@@ -18,7 +18,7 @@ def test_version_and_help(capsys):
         main(["--version"])
     assert exit_.value.code == 0 and "autometa" in capsys.readouterr().out
     for command in (["--help"], ["fewshot", "train", "--help"], ["bench", "--help"], ["rl2", "train", "--help"],
-                    ["rl2", "eval", "--help"]):
+                    ["rl2", "eval", "--help"], ["rl2", "curve", "--help"]):
         with pytest.raises(SystemExit) as exit_:
             main(command)
         assert exit_.value.code == 0

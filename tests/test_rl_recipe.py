@@ -190,3 +190,36 @@ def test_cli_train_writes_curve_history_checkpoints_and_its_command(tmp_path, ca
     command = agent.training_summary["command"]
     assert command.startswith("autometa rl2 train --env mdp --horizon 2") and "--epochs 1" in command
     assert agent.training_summary["iterations"] == 4 and agent.training_summary["config"]["epochs"] == 1
+    # the curve of that history, as a table: trailing means over 2 iterations at 1, 3 and the last
+    assert main(["rl2", "curve", str(log), "--at", "1,3", "--window", "2"]) in (None, 0)
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| iteration | agent steps | seconds | RL2 | random | entropy |"
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| 1", "| 3", "| 4"]
+    expected = (rows[2]["mean_total"] + rows[3]["mean_total"]) / 2
+    assert table[-1].split(" | ")[3] == f"{expected:.2f}"
+    assert main(["rl2", "curve", str(tmp_path / "none.jsonl")]) == 2
+    assert "no history file" in capsys.readouterr().err
+
+
+def test_curve_table_trailing_means_and_bad_input():
+    from autometa.rl.curves import curve_table
+
+    history = [{"iteration": i, "env_steps": 1000 * i, "seconds": 2.0 * i, "mean_total": float(i), "random": 1.0,
+                "greedy": 2.0, "entropy": 1.0 / i} for i in range(1, 11)]
+    lines = curve_table(history, at=[2, 5, 99], window=3)
+    assert lines[0] == "| iteration | agent steps | seconds | RL2 | random | greedy | entropy |"
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[2:] == ["| 2 | 2,000 | 4 | 1.50 | 1.00 | 2.00 | 0.50 |",   # (1 + 2) / 2: fewer at the start
+                         "| 5 | 5,000 | 10 | 4.00 | 1.00 | 2.00 | 0.20 |",   # (3 + 4 + 5) / 3
+                         "| 10 | 10,000 | 20 | 9.00 | 1.00 | 2.00 | 0.10 |"]  # the last is always shown; 99 is past it
+    default = curve_table([dict(h, iteration=i, env_steps=1e6 * i) for i, h in enumerate(history * 100, 1)])
+    assert [line.split(" | ")[0] for line in default[2:]] == ["| 30", "| 100", "| 200", "| 400", "| 800", "| 1000"]
+    assert default[2].split(" | ")[1] == "30.0M"
+    with pytest.raises(ValueError, match="history is empty"):
+        curve_table([])
+    with pytest.raises(ValueError, match="lack mean_total"):
+        curve_table([{"iteration": 1, "env_steps": 1, "seconds": 1, "entropy": 1}])
+    with pytest.raises(ValueError, match="no iteration 2"):
+        curve_table([history[0], history[2]], at=[2])
+    with pytest.raises(ValueError, match="window"):
+        curve_table(history, window=0)

@@ -31,11 +31,7 @@ def plot_learning_curve(history: list[dict[str, float]], path: str | os.PathLike
     steps = np.array([h["env_steps"] for h in history])
 
     def trailing_mean(values):
-        values = np.asarray(values, dtype=float)
-        cumulative = np.concatenate([[0.0], np.cumsum(values)])
-        end = np.arange(1, len(values) + 1)
-        start = np.maximum(0, end - max(1, smooth))
-        return (cumulative[end] - cumulative[start]) / (end - start)
+        return _trailing_mean(values, smooth)
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(2, 1))
     rewards = [h["mean_total"] for h in history]
@@ -58,3 +54,58 @@ def plot_learning_curve(history: list[dict[str, float]], path: str | os.PathLike
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _trailing_mean(values, window: int):
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(0, end - max(1, window))
+    return (cumulative[end] - cumulative[start]) / (end - start)
+
+
+def curve_table(history: list[dict[str, float]], at=None, window: int = 30) -> list[str]:
+    """The learning curve as Markdown table lines: at the iterations ``at``, the agent steps,
+    seconds, the batch's mean trial reward and the baselines' on the same tasks (each a trailing
+    mean over ``window`` iterations), and the policy's entropy.
+
+    Parameters
+    ----------
+    history : list of dict
+        From :func:`~autometa.rl.ppo.train_rl2` (``autometa rl2 train --history``), one per iteration.
+    at : sequence of int, optional
+        Iterations to show (those past the end are left out); the last one is always shown.
+        Default: 30, 100, 200, 400, then every 400.
+    window : int, default=30
+    """
+    if not history:
+        raise ValueError("history is empty: no curve")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    needed = ("iteration", "env_steps", "seconds", "mean_total", "entropy")
+    lacking = [key for key in needed if any(key not in h for h in history)]
+    if lacking:
+        raise ValueError(f"history rows lack {', '.join(lacking)}: expected the rows of `autometa rl2 train --history`")
+    last = int(history[-1]["iteration"])
+    if at is None:
+        at = [30, 100, 200, *range(400, last, 400)]
+    wanted = sorted({int(i) for i in at if 1 <= int(i) <= last} | {last})
+    row_of = {int(h["iteration"]): k for k, h in enumerate(history)}
+    missing = [i for i in wanted if i not in row_of]
+    if missing:
+        raise ValueError(f"history has no iteration {missing[0]} (it holds {len(history)} iterations, up to {last})")
+    baselines = [key for key in ("random", "greedy") if key in history[0]]
+    series = {key: _trailing_mean([h[key] for h in history], window) for key in ["mean_total", *baselines]}
+    lines = ["| iteration | agent steps | seconds | RL2 | " + "".join(f"{key} | " for key in baselines) + "entropy |",
+             "| --- " * (5 + len(baselines)) + "|"]
+    for iteration in wanted:
+        k = row_of[iteration]
+        h = history[k]
+        steps = h["env_steps"]
+        shown = f"{steps / 1e6:.1f}M" if steps >= 1e5 else f"{steps:,.0f}"
+        values = "".join(f"{series[key][k]:.2f} | " for key in ["mean_total", *baselines])
+        lines.append(f"| {iteration} | {shown} | {h['seconds']:.0f} | {values}{h['entropy']:.2f} |")
+    return lines

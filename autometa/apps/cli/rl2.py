@@ -1,4 +1,5 @@
-"""``autometa rl2``: meta-train an RL^2 agent (``train``) and score it against the baselines (``eval``)."""
+"""``autometa rl2``: meta-train an RL^2 agent (``train``), score it against the baselines (``eval``) and print
+its learning curve (``curve``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import argparse
 import sys
 from dataclasses import asdict, fields
 
-from autometa.apps.cli.options import (DEVICE_HELP, UserError, as_user_error, device, integer, non_negative_int,
-                                       positive_float, positive_int, set_threads)
+from autometa.apps.cli.options import (DEVICE_HELP, UserError, as_user_error, comma_ints, device, integer,
+                                       non_negative_int, positive_float, positive_int, set_threads)
 
 DEFAULT_TIME_BUDGET = 600.0
 
 
 def register(commands) -> None:
-    """Add ``rl2 train`` and ``rl2 eval`` to ``commands``, the subparsers of ``autometa``."""
+    """Add ``rl2 train``, ``rl2 eval`` and ``rl2 curve`` to ``commands``, the subparsers of ``autometa``."""
     from autometa.rl.config import RL2Config
 
     defaults = RL2Config()
@@ -67,6 +68,17 @@ def register(commands) -> None:
     evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
     evaluate.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     evaluate.set_defaults(func=run_eval)
+
+    curve = actions.add_parser("curve", help="the learning curve of a training run, as a Markdown table",
+                               description="Print the learning curve that `autometa rl2 train --history FILE` "
+                                           "wrote: trailing means of the batches' mean trial reward and of the "
+                                           "baselines' on the same tasks, at chosen iterations.")
+    curve.add_argument("history", help="the JSON-lines file of `rl2 train --history`")
+    curve.add_argument("--at", type=comma_ints, help="iterations to show (default: 30, 100, 200, then every 400; "
+                                                     "the last is always shown)")
+    curve.add_argument("--window", type=positive_int, default=30,
+                       help="iterations in each trailing mean (default: %(default)s)")
+    curve.set_defaults(func=run_curve)
 
 
 def _command_line(args) -> str:
@@ -175,3 +187,20 @@ def run_eval(args) -> None:
     print(format_results(results))
     rl2 = results[-1]
     print(f"RL2 mean total reward: {rl2.mean:.3f} +- {rl2.half_width:.3f}")
+
+
+def run_curve(args) -> None:
+    """Run ``autometa rl2 curve``."""
+    import json
+
+    from autometa.rl.curves import curve_table
+
+    try:
+        with open(args.history) as lines:
+            history = [json.loads(line) for line in lines if line.strip()]
+    except FileNotFoundError:
+        raise UserError(f"no history file {args.history!r}: `autometa rl2 train --history FILE` writes one") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{args.history} is not the JSON lines of `rl2 train --history` ({error})") from None
+    with as_user_error(ValueError):
+        print("\n".join(curve_table(history, at=args.at, window=args.window)))
