@@ -21,7 +21,7 @@ def test_for_setting_recipes():
         assert long.normalize_returns and long.separate_value and long.forget_bias == 1.0
         assert long.advantage_norm == "batch" and long.value_loss == "huber"
         long.validate()
-        assert long.lr == (3e-3 if env == "mdp" else 1e-3)
+        assert long.lr == (6e-3 if env == "mdp" else 1e-3)
     assert RL2Config.for_setting("mdp", 10, hidden_size=32, layer_norm=True).hidden_size == 32
     with pytest.raises(ValueError, match="env"):
         RL2Config.for_setting("gridworld", 10)
@@ -191,12 +191,12 @@ def test_cli_train_writes_curve_history_checkpoints_and_its_command(tmp_path, ca
     assert command.startswith("autometa rl2 train --env mdp --horizon 2") and "--epochs 1" in command
     assert agent.training_summary["iterations"] == 4 and agent.training_summary["config"]["epochs"] == 1
     # the curve of that history, as a table: trailing means over 2 iterations at 1, 3 and the last
-    assert main(["rl2", "curve", str(log), "--at", "1,3", "--window", "2"]) in (None, 0)
+    assert main(["rl2", "curve", str(log), "--at", "1,3", "--window", "2", "--metrics", "epochs"]) in (None, 0)
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "| iteration | agent steps | seconds | RL2 | random | entropy |"
+    assert table[0] == "| iteration | agent steps | seconds | RL2 | random | entropy | epochs |"
     assert [line.split(" | ")[0] for line in table[2:]] == ["| 1", "| 3", "| 4"]
     expected = (rows[2]["mean_total"] + rows[3]["mean_total"]) / 2
-    assert table[-1].split(" | ")[3] == f"{expected:.2f}"
+    assert table[-1].split(" | ")[3] == f"{expected:.2f}" and table[-1].endswith(" | 1 |")  # --epochs 1
     assert main(["rl2", "curve", str(tmp_path / "none.jsonl")]) == 2
     assert "no history file" in capsys.readouterr().err
 
@@ -223,3 +223,8 @@ def test_curve_table_trailing_means_and_bad_input():
         curve_table([history[0], history[2]], at=[2])
     with pytest.raises(ValueError, match="window"):
         curve_table(history, window=0)
+    kl = curve_table([dict(h, approx_kl=0.001 * h["iteration"]) for h in history], at=[4], window=2,
+                     extra=["approx_kl"])
+    assert kl[0].endswith("| entropy | approx_kl |") and kl[2].endswith("| 0.25 | 0.0035 |")
+    with pytest.raises(ValueError, match="lack approx_kl"):
+        curve_table(history, extra=["approx_kl"])

@@ -67,10 +67,11 @@ def _trailing_mean(values, window: int):
     return (cumulative[end] - cumulative[start]) / (end - start)
 
 
-def curve_table(history: list[dict[str, float]], at=None, window: int = 30) -> list[str]:
+def curve_table(history: list[dict[str, float]], at=None, window: int = 30, extra=()) -> list[str]:
     """The learning curve as Markdown table lines: at the iterations ``at``, the agent steps,
     seconds, the batch's mean trial reward and the baselines' on the same tasks (each a trailing
-    mean over ``window`` iterations), and the policy's entropy.
+    mean over ``window`` iterations), the policy's entropy, and the trailing means of the
+    ``extra`` metrics.
 
     Parameters
     ----------
@@ -80,12 +81,15 @@ def curve_table(history: list[dict[str, float]], at=None, window: int = 30) -> l
         Iterations to show (those past the end are left out); the last one is always shown.
         Default: 30, 100, 200, 400, then every 400.
     window : int, default=30
+    extra : sequence of str, default=()
+        More metrics of the history, e.g. ``"approx_kl"``, ``"epochs"`` (PPO passes after the KL stop),
+        ``"explained_variance"``.
     """
     if not history:
         raise ValueError("history is empty: no curve")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    needed = ("iteration", "env_steps", "seconds", "mean_total", "entropy")
+    needed = ("iteration", "env_steps", "seconds", "mean_total", "entropy", *extra)
     lacking = [key for key in needed if any(key not in h for h in history)]
     if lacking:
         raise ValueError(f"history rows lack {', '.join(lacking)}: expected the rows of `autometa rl2 train --history`")
@@ -98,14 +102,16 @@ def curve_table(history: list[dict[str, float]], at=None, window: int = 30) -> l
     if missing:
         raise ValueError(f"history has no iteration {missing[0]} (it holds {len(history)} iterations, up to {last})")
     baselines = [key for key in ("random", "greedy") if key in history[0]]
-    series = {key: _trailing_mean([h[key] for h in history], window) for key in ["mean_total", *baselines]}
-    lines = ["| iteration | agent steps | seconds | RL2 | " + "".join(f"{key} | " for key in baselines) + "entropy |",
-             "| --- " * (5 + len(baselines)) + "|"]
+    series = {key: _trailing_mean([h[key] for h in history], window) for key in ["mean_total", *baselines, *extra]}
+    lines = ["| iteration | agent steps | seconds | RL2 | " + "".join(f"{key} | " for key in baselines) + "entropy |"
+             + "".join(f" {key} |" for key in extra),
+             "| --- " * (5 + len(baselines) + len(extra)) + "|"]
     for iteration in wanted:
         k = row_of[iteration]
         h = history[k]
         steps = h["env_steps"]
         shown = f"{steps / 1e6:.1f}M" if steps >= 1e5 else f"{steps:,.0f}"
         values = "".join(f"{series[key][k]:.2f} | " for key in ["mean_total", *baselines])
-        lines.append(f"| {iteration} | {shown} | {h['seconds']:.0f} | {values}{h['entropy']:.2f} |")
+        more = "".join(f" {series[key][k]:.4g} |" for key in extra)
+        lines.append(f"| {iteration} | {shown} | {h['seconds']:.0f} | {values}{h['entropy']:.2f} |{more}")
     return lines

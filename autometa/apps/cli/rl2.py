@@ -7,8 +7,8 @@ import argparse
 import sys
 from dataclasses import asdict, fields
 
-from autometa.apps.cli.options import (DEVICE_HELP, UserError, as_user_error, comma_ints, device, integer,
-                                       non_negative_int, positive_float, positive_int, set_threads)
+from autometa.apps.cli.options import (DEVICE_HELP, UserError, as_user_error, comma_ints, comma_list, device,
+                                       integer, non_negative_int, positive_float, positive_int, set_threads)
 
 DEFAULT_TIME_BUDGET = 600.0
 
@@ -78,6 +78,8 @@ def register(commands) -> None:
                                                      "the last is always shown)")
     curve.add_argument("--window", type=positive_int, default=30,
                        help="iterations in each trailing mean (default: %(default)s)")
+    curve.add_argument("--metrics", type=comma_list, default=[],
+                       help="more metrics of the history, as trailing means (e.g. approx_kl,epochs,explained_variance)")
     curve.set_defaults(func=run_curve)
 
 
@@ -203,4 +205,4 @@ def run_curve(args) -> None:
     except json.JSONDecodeError as error:
         raise UserError(f"{args.history} is not the JSON lines of `rl2 train --history` ({error})") from None
     with as_user_error(ValueError):
-        print("\n".join(curve_table(history, at=args.at, window=args.window)))
+        print("\n".join(curve_table(history, at=args.at, window=args.window, extra=args.metrics)))
