@@ -179,3 +179,20 @@ def test_commands_switch_on_torch_huge_pages_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
     use_huge_pages_for_torch()
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_no_subcommand_option_is_stored_as_extra():
+    """``main`` keeps the unparsed words in ``args.extra``: an option stored there would be overwritten."""
+    import argparse
+
+    from autometa.apps.cli import build_parser
+
+    def dests(parser):
+        for action in parser._actions:
+            yield parser.prog, action.dest
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from dests(sub)
+
+    clashes = [prog for prog, dest in dests(build_parser()) if dest == "extra"]
+    assert not clashes, clashes
