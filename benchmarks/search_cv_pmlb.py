@@ -272,8 +272,6 @@ def _per_dataset(runs, contender) -> dict[str, float]:
 def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str, cv: int, max_rows, n_seeds: int):
     """Markdown lines: each contender's mean test score (95% CI over data sets), fits and time; wins / ties /
     losses of every ``meta@N`` against each other contender, per data set; how often it trails the default."""
-    import scipy.stats
-
     scores = {c: _per_dataset(runs, c) for c in contenders}
     datasets = sorted(set.intersection(*(set(s) for s in scores.values())))
     lines = [
@@ -298,11 +296,9 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
             if other == meta:
                 continue
             diff = np.array([scores[meta][d] - scores[other][d] for d in datasets])
-            wins, ties = int((diff > TIE).sum()), int((np.abs(diff) <= TIE).sum())
-            nonzero = diff[np.abs(diff) > TIE]
-            p = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
+            wins, ties, losses, p = _paired(diff)
             shown = "< 0.001" if p < 0.001 else f"{p:.3f}"
-            lines.append(f"| {other} | {diff.mean():+.4f} | {wins} / {ties} / {len(diff) - wins - ties} | {shown} |")
+            lines.append(f"| {other} | {diff.mean():+.4f} | {wins} / {ties} / {losses} | {shown} |")
         kept = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets and r.get("kept") == "default"]
         counted = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets and "kept" in r]
         if counted and "default" in contenders:
@@ -310,8 +306,7 @@ def report(runs: list[dict[str, Any]], contenders: Sequence[str], estimator: str
             passed = np.array([r["test_incumbent"] - default_of[r["dataset"], r["seed"]] for r in kept])
             lines += ["", f"{meta} kept the estimator as given in {len(kept)} of {len(counted)} runs"
                           + (f"; the incumbents it passed over scored {100 * passed.mean():+.2f} points against it "
-                             f"on test (better / tied / worse {int((passed > TIE).sum())} / "
-                             f"{int((np.abs(passed) <= TIE).sum())} / {int((passed < -TIE).sum())}; "
+                             f"on test (better / tied / worse {' / '.join(map(str, _paired(passed)[:3]))}; "
                              f"more than {DEFAULT_WORSE * 100:g} point worse: {int((passed < -DEFAULT_WORSE).sum())})"
                              if kept else "")]
         every = [r for r in runs if r["contender"] == meta and r["dataset"] in datasets]
@@ -341,27 +336,35 @@ def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
         confirmed += r.get("confirm") is not None
         if r["kept"] == "default" and r.get("confirm") is not None:
             overturned.append(incumbent - default)
-    import scipy.stats
-
     means = {d: float(np.mean(v)) for d, v in by.items()}
     diff = np.array([scores[meta][d] - means[d] for d in datasets])
     mean_means = np.mean([means[d] for d in datasets])
     worse = sum(means[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
     overturned = np.array(overturned)
-    wins, ties = int((diff > TIE).sum()), int((np.abs(diff) <= TIE).sum())
-    nonzero = diff[np.abs(diff) > TIE]
-    p = f"{scipy.stats.wilcoxon(nonzero).pvalue:.3f}" if len(nonzero) >= 2 else "-"
+    wins, ties, losses, p = _paired(diff)
     text = (f"{meta} under the rule of the means on the same runs (no confirmation): mean test {mean_means:.4f} "
-            f"({100 * diff.mean():+.2f} points for the record's rule; per data set {wins} / {ties} / "
-            f"{len(diff) - wins - ties}, Wilcoxon p {p}); worse than the untuned default by more than "
+            f"({100 * diff.mean():+.2f} points for the record's rule; per data set {wins} / {ties} / {losses}, "
+            f"Wilcoxon p {'-' if np.isnan(p) else f'{p:.3f}'}); worse than the untuned default by more than "
             f"{DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
     if confirmed:
         text += f"; the confirmation ran in {confirmed} runs (the incumbent led on cv's folds)"
     if len(overturned):
         text += (f" and kept the default in {len(overturned)}, whose incumbents scored "
-                 f"{100 * overturned.mean():+.2f} points against it on test (better / tied / worse {int((overturned > TIE).sum())} / {int((np.abs(overturned) <= TIE).sum())} / "
-                 f"{int((overturned < -TIE).sum())})")
+                 f"{100 * overturned.mean():+.2f} points against it on test (better / tied / worse "
+                 f"{' / '.join(map(str, _paired(overturned)[:3]))})")
     return text
+
+
+def _paired(diff) -> tuple[int, int, int, float]:
+    """Wins, ties (within ``TIE``) and losses of paired differences, and the Wilcoxon signed-rank p of the
+    untied ones (NaN with fewer than two)."""
+    import scipy.stats
+
+    diff = np.asarray(diff, dtype=float)
+    wins, ties = int((diff > TIE).sum()), int((np.abs(diff) <= TIE).sum())
+    nonzero = diff[np.abs(diff) > TIE]
+    p = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
+    return wins, ties, len(diff) - wins - ties, p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv, cross_validate
+from sklearn.model_selection import check_cv, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
@@ -505,12 +505,11 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
                 elif self.confirm_incumbent:
                     splits = self._new_splits(X, y, groups)
                     if splits is not None:
-                        self.confirm_scores_ = {
-                            "estimator": objective.test_scores({}, splits),
-                            "incumbent": objective.test_scores(self.cv_results_["params"][best], splits),
-                        }
-                        if not np.mean(self.confirm_scores_["incumbent"]) > np.mean(self.confirm_scores_["estimator"]):
-                            best = 0 if np.isfinite(np.mean(self.confirm_scores_["estimator"])) else best
+                        given = objective.test_scores({}, splits)
+                        incumbent = objective.test_scores(self.cv_results_["params"][best], splits)
+                        self.confirm_scores_ = {"estimator": given, "incumbent": incumbent}
+                        if np.isfinite(given.mean()) and not incumbent.mean() > given.mean():
+                            best = 0
             self.best_index_ = best
             self.best_score_ = float(means[best])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
@@ -529,16 +528,14 @@ class MetaSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _new_splits(self, X, y, groups) -> list | None:
         """Folds of the data other than ``cv``'s, for ``confirm_incumbent``: ``cv`` reshuffled, or None
         when ``cv`` cannot be (not an int, None, or a shuffling splitter with a ``random_state``)."""
-        seed = int(np.random.default_rng(self.random_state).integers(2**31 - 1))
         if self.cv is None or (isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool)):
-            folds = 5 if self.cv is None else int(self.cv)
-            splitter_class = StratifiedKFold if is_classifier(self.estimator) and _is_class_target(y) else KFold
-            splitter = splitter_class(folds, shuffle=True, random_state=seed)
+            splitter = check_cv(self.cv, y, classifier=is_classifier(self.estimator))  # cv's own fold class
         elif getattr(self.cv, "shuffle", False) is True and hasattr(self.cv, "random_state"):
             splitter = copy.deepcopy(self.cv)
-            splitter.random_state = seed
         else:
             return None
+        splitter.shuffle = True
+        splitter.random_state = int(np.random.default_rng(self.random_state).integers(2**31 - 1))
         return list(splitter.split(X, y, groups))
 
     # -- the refit best estimator ------------------------------------------------------
@@ -637,13 +634,6 @@ def _requires_y(estimator) -> bool:
     return get_tags(estimator).target_tags.required
 
 
-def _is_class_target(y) -> bool:
-    """Whether ``check_cv`` stratifies folds of ``y`` (a binary or multiclass target)."""
-    from sklearn.utils.multiclass import type_of_target
-
-    return y is not None and type_of_target(y) in ("binary", "multiclass")
-
-
 class _Objective:
     """One trial: the configuration's cross-validated scores, kept in the trial's user attrs."""
 
@@ -657,14 +647,16 @@ class _Objective:
         self.error_score = error_score
         self.return_train_score = return_train_score
 
-    def scores(self, params: dict[str, Any]) -> dict[str, list[float]]:
-        """The cross-validated scores and times of ``estimator`` with ``params``, per fold.
+    def scores(self, params: dict[str, Any], splits=None) -> dict[str, list[float]]:
+        """The cross-validated scores and times of ``estimator`` with ``params``, per fold of ``splits``
+        (default: the search's folds).
 
         Raises what ``cross_validate`` raises: ``error_score="raise"`` and a failing fit, or every fit failing.
         """
         model = clone(self.estimator).set_params(**params)
         scores = cross_validate(
-            model, self.X, self.y, cv=self.splits, scoring=self.scorer, params=self.fit_params or None,
+            model, self.X, self.y, cv=self.splits if splits is None else splits, scoring=self.scorer,
+            params=self.fit_params or None,
             error_score=self.error_score, return_train_score=self.return_train_score, n_jobs=1,
         )
         return {key: [float(v) for v in scores[key]] for key in _SCORE_NAMES if key in scores}
@@ -672,15 +664,12 @@ class _Objective:
     def test_scores(self, params: dict[str, Any], splits) -> np.ndarray:
         """The test-fold scores of ``estimator`` with ``params`` on other ``splits``; NaN for a failed fold
         (every fold failing too, unless ``error_score="raise"``)."""
-        model = clone(self.estimator).set_params(**params)
         try:
-            scores = cross_validate(model, self.X, self.y, cv=splits, scoring=self.scorer,
-                                    params=self.fit_params or None, error_score=self.error_score, n_jobs=1)
+            return np.asarray(self.scores(params, splits)["test_score"], dtype=float)
         except ValueError:
             if self.error_score == "raise":
                 raise
             return np.full(len(splits), np.nan)
-        return np.asarray(scores["test_score"], dtype=float)
 
     def default_scores(self) -> dict[str, list[float]]:
         """:meth:`scores` of the estimator as given; ``{}`` (a row of NaN) when every fold failed."""
