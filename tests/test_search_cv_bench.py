@@ -89,6 +89,11 @@ def test_report_compares_the_confirmation_with_the_rule_of_the_means_on_the_same
             "for the record's rule; per data set 1 / 2 / 0, Wilcoxon p -); worse than the untuned default by more than 1 point on 1 of 3 data sets; the "
             "confirmation ran in 2 runs (the incumbent led on cv's folds) and kept the default in 1, whose "
             "incumbents scored -10.00 points against it on test (better / tied / worse 0 / 0 / 1)") in lines, lines
+    # pooled over both sets of folds, b's incumbent leads (0.767 against 0.733) and would have been kept
+    assert ("meta@10 with the confirmation decided on cv's and the new folds together: mean test 0.7833 (+3.33 "
+            "points for the record's rule; per data set 1 / 2 / 0, Wilcoxon p -); worse than the untuned default "
+            "by more than 1 point on 1 of 3 data sets; it chooses otherwise than the record in 1 of the 2 confirmed "
+            "runs") in lines, lines
 
 
 def test_rejects_regression_spaces(tmp_path):
