@@ -327,29 +327,19 @@ def _rule_of_the_means(meta: str, records, default_of, datasets, scores) -> str:
     """The same runs had the default been kept only when the incumbent's mean over ``cv``'s folds was not
     higher (``MetaSearchCV(confirm_incumbent=False)``): its mean test score and default losses, against the
     record's."""
-    by: dict[str, list[float]] = {}
-    overturned, confirmed = [], 0
+    picks, overturned, confirmed = [], [], 0
     for r in records:
-        default = default_of[r["dataset"], r["seed"]]
-        incumbent = r["test"] if r["kept"] == "incumbent" else r["test_incumbent"]
-        means_pick = incumbent if np.mean(r["folds_incumbent"]) > np.mean(r["folds_default"]) else default
-        by.setdefault(r["dataset"], []).append(means_pick)
+        default, incumbent = _test_scores(r, default_of)
+        picks.append(incumbent if np.mean(r["folds_incumbent"]) > np.mean(r["folds_default"]) else default)
         confirmed += r.get("confirm") is not None
         if r["kept"] == "default" and r.get("confirm") is not None:
             overturned.append(incumbent - default)
-    means = {d: float(np.mean(v)) for d, v in by.items()}
-    diff = np.array([scores[meta][d] - means[d] for d in datasets])
-    mean_means = np.mean([means[d] for d in datasets])
-    worse = sum(means[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
-    overturned = np.array(overturned)
-    wins, ties, losses, p = _paired(diff)
-    text = (f"{meta} under the rule of the means on the same runs (no confirmation): mean test {mean_means:.4f} "
-            f"({100 * diff.mean():+.2f} points for the record's rule; per data set {wins} / {ties} / {losses}, "
-            f"Wilcoxon p {'-' if np.isnan(p) else f'{p:.3f}'}); worse than the untuned default by more than "
-            f"{DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
+    text = (f"{meta} under the rule of the means on the same runs (no confirmation): "
+            + _against_record(meta, records, picks, datasets, scores))
     if confirmed:
         text += f"; the confirmation ran in {confirmed} runs (the incumbent led on cv's folds)"
-    if len(overturned):
+    if overturned:
+        overturned = np.array(overturned)
         text += (f" and kept the default in {len(overturned)}, whose incumbents scored "
                  f"{100 * overturned.mean():+.2f} points against it on test (better / tied / worse "
                  f"{' / '.join(map(str, _paired(overturned)[:3]))})")
@@ -360,30 +350,43 @@ def _pooled_rule(meta: str, records, default_of, datasets, scores) -> str:
     """The same runs had the confirmation decided on cv's folds and the new folds together (the incumbent kept
     only when its mean over all of them is higher): its mean test score and default losses, against the
     record's. Runs without a confirmation keep the record's choice."""
-    by: dict[str, list[float]] = {}
-    changed, confirmed = 0, 0
+    picks, changed, confirmed = [], 0, 0
     for r in records:
-        default = default_of[r["dataset"], r["seed"]]
-        incumbent = r["test"] if r["kept"] == "incumbent" else r["test_incumbent"]
+        default, incumbent = _test_scores(r, default_of)
         confirm = r.get("confirm")
         if confirm is None:
-            pick = r["test"]
-        else:
-            ahead = (np.mean(r["folds_incumbent"] + confirm["incumbent"])
-                     > np.mean(r["folds_default"] + confirm["estimator"]))
-            pick = incumbent if ahead else default
-            changed += ahead != (r["kept"] == "incumbent")
-            confirmed += 1
+            picks.append(r["test"])
+            continue
+        ahead = (np.mean(r["folds_incumbent"] + confirm["incumbent"])
+                 > np.mean(r["folds_default"] + confirm["estimator"]))
+        picks.append(incumbent if ahead else default)
+        changed += ahead != (r["kept"] == "incumbent")
+        confirmed += 1
+    return (f"{meta} with the confirmation decided on cv's and the new folds together: "
+            + _against_record(meta, records, picks, datasets, scores)
+            + f"; it chooses otherwise than the record in {changed} of the {confirmed} confirmed runs")
+
+
+def _test_scores(record, default_of) -> tuple[float, float]:
+    """``(default, incumbent)``: the test scores of a meta run's two candidates, whichever it kept."""
+    incumbent = record["test"] if record["kept"] == "incumbent" else record["test_incumbent"]
+    return default_of[record["dataset"], record["seed"]], incumbent
+
+
+def _against_record(meta: str, records, picks, datasets, scores) -> str:
+    """Another rule's test scores (``picks``, one per record) against the record's, per data set (the mean
+    over its seeds), and its default losses."""
+    by: dict[str, list[float]] = {}
+    for r, pick in zip(records, picks):
         by.setdefault(r["dataset"], []).append(pick)
-    pooled = {d: float(np.mean(v)) for d, v in by.items()}
-    diff = np.array([scores[meta][d] - pooled[d] for d in datasets])
-    worse = sum(pooled[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
+    other = {d: float(np.mean(v)) for d, v in by.items()}
+    diff = np.array([scores[meta][d] - other[d] for d in datasets])
+    worse = sum(other[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
     wins, ties, losses, p = _paired(diff)
-    return (f"{meta} with the confirmation decided on cv's and the new folds together: mean test "
-            f"{np.mean([pooled[d] for d in datasets]):.4f} ({100 * diff.mean():+.2f} points for the record's rule; "
-            f"per data set {wins} / {ties} / {losses}, Wilcoxon p {'-' if np.isnan(p) else f'{p:.3f}'}); worse than "
-            f"the untuned default by more than {DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data "
-            f"sets; it chooses otherwise than the record in {changed} of the {confirmed} confirmed runs")
+    return (f"mean test {np.mean([other[d] for d in datasets]):.4f} ({100 * diff.mean():+.2f} points for the "
+            f"record's rule; per data set {wins} / {ties} / {losses}, Wilcoxon p "
+            f"{'-' if np.isnan(p) else f'{p:.3f}'}); worse than the untuned default by more than "
+            f"{DEFAULT_WORSE * 100:g} point on {worse} of {len(datasets)} data sets")
 
 
 def _paired(diff) -> tuple[int, int, int, float]:
