@@ -74,9 +74,8 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
     runs, model = tmp_path / "runs", tmp_path / "protonet.pt"
     assert main(["fewshot", "make-lake-runs", *data, "--alphabets", "Korean", "--runs", "3", "--out", str(runs)]) == 0
     assert main(["fewshot", "train", *data, "--exclude-alphabets", "Korean,Japanese_(katakana)", "--steps", "3",
-                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet"]) == 0
-    assert model.exists()
-    capsys.readouterr()
+                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet", "--distortion", "shear"]) == 0
+    assert model.exists() and "distortion: shear" in capsys.readouterr().out
     for options in ([], ["--scoring", "two-way", "--views", "3"]):
         assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu",
                      *options]) == 0
@@ -86,7 +85,7 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
 
 
 @needs_omniglot
-def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, capsys):
+def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, capsys, monkeypatch):
     from benchmarks import lake_cv
 
     folds = lake_cv.FOLDS[:2]
@@ -102,11 +101,18 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert again["variants"]["nearest, 1 view"]["run_errors"] == errors  # the same models, runs and scoring
     assert "two-way, 2 views: mean error" in out.split("over 2 folds")[1]
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
-    assert "no validation, final model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no validation, final model" in out and "affine distortions" in out
+    lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], distortion="shear")
+    assert "shear distortions" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown alphabet 'Klingon'"):
         lake_cv.run(ZIPS, tmp_path / "other", folds=[("Korean", "Klingon")], steps=2)
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--scoring", "nearest,hungarian"]) == 2
     assert "--scoring: unknown scoring 'hungarian'" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(lake_cv, "run", lambda *args, **kwargs: calls.append(kwargs))
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--distortion", "shear", "--device", "cpu"]) in (None, 0)
+    assert calls[0]["distortion"] == "shear"
 
 
 @needs_omniglot

@@ -1,5 +1,6 @@
 """The Omniglot recipe: learners by name, augmentation, evaluation, training."""
 
+import math
 
 import numpy as np
 import pytest
@@ -63,6 +64,34 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert a.min() >= 0 and a.max() <= 1 and not torch.allclose(a, images)
     identity = fewshot.augment(images, torch.Generator(), max_degrees=0, max_shift=0, max_scale=0)
     torch.testing.assert_close(identity, images, atol=1e-5, rtol=0)
+
+
+def test_default_distortion_is_the_affine_one_and_shear_adds_its_own_draws():
+    images = torch.rand(6, 1, 16, 16)
+    affine = fewshot.augment(images, torch.Generator().manual_seed(0), **fewshot.DISTORTIONS["affine"])
+    assert torch.equal(affine, fewshot.augment(images, torch.Generator().manual_seed(0)))
+    # the same rotation, scale and shift draws written out as the affine matrix they make
+    u = torch.rand(6, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    angle, scale = u[:, 0] * math.radians(10), 1 + u[:, 1] * 0.1
+    cos, sin, shift = torch.cos(angle) / scale, torch.sin(angle) / scale, u[:, 2:] * 0.2
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, [6, 1, 16, 16], align_corners=False)
+    torch.testing.assert_close(affine, torch.nn.functional.grid_sample(images, grid, align_corners=False))
+    sheared = fewshot.augment(images, torch.Generator().manual_seed(0), **fewshot.DISTORTIONS["shear"])
+    again = fewshot.augment(images, torch.Generator().manual_seed(0), **fewshot.DISTORTIONS["shear"])
+    assert torch.equal(sheared, again) and not torch.allclose(sheared, affine)
+    assert sheared.min() >= 0 and sheared.max() <= 1
+    identity = fewshot.augment(images, torch.Generator(), max_degrees=0, max_shift=0, max_scale=0, max_shear=0,
+                               per_axis=True)
+    torch.testing.assert_close(identity, images, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="unknown distortion 'elastic'"):
+        fewshot.AugmentedEpisodes(None, distortion="elastic")
+    with pytest.raises(ValueError, match="unknown distortion 'elastic'"):
+        fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=1, distortion="elastic")
+    _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, distortion="shear")
+    assert summary["distortion"] == "shear" and summary["steps"] == 2
+    _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, augmentation=False)
+    assert summary["distortion"] is None
 
 
 def test_evaluation_helpers():
@@ -149,3 +178,4 @@ def test_the_command_line_offers_the_recipes_scorings():
     from autometa.apps.cli import fewshot as command
 
     assert command.SCORINGS == fewshot.SCORINGS and command.TRAIN_SECONDS == fewshot.TIME_BUDGET
+    assert command.DISTORTIONS == tuple(fewshot.DISTORTIONS)

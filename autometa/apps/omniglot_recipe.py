@@ -69,34 +69,57 @@ def build_learner(algorithm: str, n_way: int, image_size: int = 28, **options) -
     return registry.build(algorithm, backbone, **{**RECIPES[algorithm].learner, **options})
 
 
+# The random affine distortions of training images, by name: "affine" rotates,
+# scales and shifts; "shear" adds Koch et al.'s (2015) siamese-network
+# distortions: a shear and a scale per axis (0.8 to 1.2).
+DISTORTIONS = {
+    "affine": {"max_degrees": 10.0, "max_shift": 0.1, "max_scale": 0.1},
+    "shear": {"max_degrees": 10.0, "max_shift": 0.1, "max_scale": 0.2, "max_shear": 0.3, "per_axis": True},
+}
+
+
 def augment(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
-            max_shift: float = 0.1, max_scale: float = 0.1) -> torch.Tensor:
+            max_shift: float = 0.1, max_scale: float = 0.1, max_shear: float = 0.0,
+            per_axis: bool = False) -> torch.Tensor:
     """A random affine distortion of each image of ``(M, C, H, W)``: rotation,
-    scaling and shift (as a fraction of the side), zero (paper) outside."""
+    scaling and shift (as a fraction of the side), zero (paper) outside;
+    with ``max_shear`` also a shear along each axis, and with ``per_axis``
+    a scale drawn for each axis."""
     m = images.shape[0]
     u = torch.rand(m, 4, generator=generator, device="cpu").to(images.device) * 2 - 1
     angle = u[:, 0] * math.radians(max_degrees)
     scale = 1 + u[:, 1] * max_scale
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin, u[:, 2] * max_shift * 2], 1), torch.stack([sin, cos, u[:, 3] * max_shift * 2], 1)], 1
-    )
+    shift = torch.stack([u[:, 2], u[:, 3]], 1) * max_shift * 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    if max_shear or per_axis:
+        v = torch.rand(m, 3, generator=generator, device="cpu").to(images.device) * 2 - 1
+        scale_y = 1 + v[:, 0] * max_scale if per_axis else scale
+        shear = torch.stack([torch.stack([torch.ones_like(angle), v[:, 1] * max_shear], 1),
+                             torch.stack([v[:, 2] * max_shear, torch.ones_like(angle)], 1)], 1)
+        rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+        linear = rotation @ shear @ torch.diag_embed(torch.stack([1 / scale, 1 / scale_y], 1))
+    else:
+        linear = torch.stack([torch.stack([cos / scale, -sin / scale], 1),
+                              torch.stack([sin / scale, cos / scale], 1)], 1)
+    theta = torch.cat([linear, shift.unsqueeze(-1)], 2)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
 class AugmentedEpisodes:
-    """Episodes from ``sampler`` with every image distorted by :func:`augment`."""
+    """Episodes from ``sampler`` with every image distorted by :func:`augment`
+    with the settings of ``DISTORTIONS[distortion]``."""
 
-    def __init__(self, sampler: EpisodeSampler, seed: int = 0):
+    def __init__(self, sampler: EpisodeSampler, seed: int = 0, distortion: str = "affine"):
         self.sampler = sampler
         self.generator = torch.Generator().manual_seed(seed)
+        self.settings = DISTORTIONS[_check_distortion(distortion)]
 
     def sample(self, meta_batch: int) -> TaskBatch:
         batch = self.sampler.sample(meta_batch)
 
         def distort(x):
-            return augment(x.flatten(0, 1), self.generator).view_as(x)
+            return augment(x.flatten(0, 1), self.generator, **self.settings).view_as(x)
 
         return TaskBatch(distort(batch.support_x), batch.support_y, distort(batch.query_x), batch.query_y)
 
@@ -148,7 +171,7 @@ class LearnerClassifier:
         the other queries predicted with it.
     views : int, default=1
         Test-time augmentation: each image is seen as itself and ``views - 1``
-        random affine distortions (:func:`augment`, the training
+        random affine distortions (:func:`augment`, the ``"affine"`` training
         distortions, drawn from ``seed``); the learner adapts to every view of
         the training images and a query's logits are averaged over its views.
     seed : int, default=0
@@ -199,6 +222,7 @@ def train(
     device: str | torch.device = "cpu",
     seed: int = 0,
     augmentation: bool = True,
+    distortion: str = "affine",
     verbose: bool = False,
     distributed: bool = False,
     meta_batch: int | None = None,
@@ -219,6 +243,8 @@ def train(
     ``meta_batch`` (default: the recipe's) is the number of episodes per
     meta-step; a distributed run needs at least one per process.
     ``learner_options`` go to :func:`build_learner` (e.g. ``{"fce": True}``).
+    ``distortion`` names the random distortions of ``augmentation``
+    (:data:`DISTORTIONS`).
 
     ``distributed=True`` trains as one rank of a ``torchrun`` launch (see
     :mod:`autometa.meta.distributed`): call it on every rank with the same
@@ -228,6 +254,7 @@ def train(
     if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     recipe = RECIPES[algorithm]
+    _check_distortion(distortion)
     n_way = n_way or recipe.n_way
     if steps is None and time_budget is None:
         time_budget = TIME_BUDGET
@@ -241,7 +268,7 @@ def train(
     train_way = min(n_way, _max_way(train_set))
     sampler = EpisodeSampler(x, train_set.labels, train_way, k_shot, recipe.n_query,
                              groups=train_set.groups, random_state=seed)
-    tasks = AugmentedEpisodes(sampler, seed) if augmentation else sampler
+    tasks = AugmentedEpisodes(sampler, seed, distortion) if augmentation else sampler
     learner = build_learner(algorithm, train_way, image_size=train_set.images.shape[-1],
                             **(learner_options or {})).to(device)
     callbacks = []
@@ -267,11 +294,18 @@ def train(
         "seconds": time.perf_counter() - start,
         "n_way": train_way,
         "k_shot": k_shot,
+        "distortion": distortion if augmentation else None,
         "val_alphabets": list(val_alphabets),
         "best_val_accuracy": callbacks[0].best_score if callbacks else None,
         "best_step": callbacks[0].best_step if callbacks else None,
     }
     return learner, summary
+
+
+def _check_distortion(name: str) -> str:
+    if name not in DISTORTIONS:
+        raise ValueError(f"unknown distortion {name!r}; expected one of {', '.join(DISTORTIONS)}")
+    return name
 
 
 def _max_way(dataset) -> int:

@@ -12,6 +12,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
+DISTORTIONS = ("affine", "shear")  # the names of omniglot_recipe.DISTORTIONS, likewise
 TRAIN_SECONDS = 900.0  # omniglot_recipe.TIME_BUDGET, the budget without --steps (for the help)
 EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
 
@@ -45,6 +46,9 @@ def register(commands) -> None:
     train.add_argument("--image-size", type=positive_int, default=28)
     train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
     train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
+    train.add_argument("--distortion", choices=DISTORTIONS, default="affine",
+                       help="the random distortions of training images: affine (rotation, scale, shift) or shear "
+                            "(also a shear and a scale per axis, as Koch et al. 2015) (default: %(default)s)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -123,7 +127,7 @@ def run_train(args) -> None:
             dataset, args.algorithm, n_way=args.n_way, k_shot=args.k_shot, steps=args.steps,
             time_budget=args.time_budget,
             val_alphabets=[] if args.no_validation else args.val_alphabets or None,
-            device=context.device, seed=args.seed, augmentation=not args.no_augment,
+            device=context.device, seed=args.seed, augmentation=not args.no_augment, distortion=args.distortion,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
         )
         if context.is_main:  # only rank 0 validated, so only its learner is the selected one
