@@ -30,10 +30,31 @@ def test_for_setting_recipes():
 
 
 @pytest.mark.parametrize("bad", [dict(advantage_norm="trial"), dict(value_loss="l1"), dict(target_kl=0.0),
-                                 dict(weight_decay=-1.0), dict(baseline_trials=-1)])
+                                 dict(weight_decay=-1.0), dict(baseline_trials=-1), dict(lr_hold=1.5),
+                                 dict(lr_hold=-0.1)])
 def test_new_config_fields_are_validated(bad):
     with pytest.raises(ValueError):
         RL2Config(**bad).validate()
+
+
+def test_learning_rate_is_held_then_decayed(monkeypatch):
+    from autometa.rl import ppo
+
+    assert [ppo.learning_rate_factor(p, 0.0) for p in (0.0, 0.25, 1.0)] == [1.0, 0.75, 0.0]
+    assert [ppo.learning_rate_factor(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    assert ppo.learning_rate_factor(1.0, 1.0) == 1.0
+    seen = []
+    real = ppo.torch.optim.AdamW
+
+    class Recording(real):
+        def step(self, *args, **kwargs):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+
+    monkeypatch.setattr(ppo.torch.optim, "AdamW", Recording)
+    config = RL2Config(hidden_size=8, trials_per_batch=8, epochs=1, minibatches=1, lr=1e-3, lr_hold=0.5)
+    ppo.train_rl2(BernoulliBandits(2, 3), config, iterations=4, seed=0)
+    assert seen == pytest.approx([1e-3, 1e-3, 1e-3, 0.5e-3])  # progress 0, 1/4, 1/2, 3/4
 
 
 def test_layer_norm_gru_carries_its_state_like_nn_gru():
@@ -180,7 +201,8 @@ def test_cli_train_writes_curve_history_checkpoints_and_its_command(tmp_path, ca
 
     out, curve, log = tmp_path / "a.pt", tmp_path / "a.png", tmp_path / "a.jsonl"
     main(f"rl2 train --env mdp --horizon 2 --out {out} --steps 4 --save-every 2 --trials-per-batch 16 "
-         f"--hidden-size 8 --epochs 1 --curve {curve} --history {log} --threads 1 --quiet".split())
+         f"--hidden-size 8 --epochs 1 --lr-hold 0.5 --weight-decay 0.01 --curve {curve} --history {log} "
+         f"--threads 1 --quiet".split())
     text = capsys.readouterr().out
     assert "agent steps/s" in text and "random" in text and "oracle" in text
     rows = [json.loads(line) for line in log.read_text().splitlines()]
@@ -190,6 +212,9 @@ def test_cli_train_writes_curve_history_checkpoints_and_its_command(tmp_path, ca
     command = agent.training_summary["command"]
     assert command.startswith("autometa rl2 train --env mdp --horizon 2") and "--epochs 1" in command
     assert agent.training_summary["iterations"] == 4 and agent.training_summary["config"]["epochs"] == 1
+    config = agent.training_summary["config"]
+    assert config["lr_hold"] == 0.5 and config["weight_decay"] == 0.01
+    assert "--lr-hold 0.5 --weight-decay 0.01" in command
     # the curve of that history, as a table: trailing means over 2 iterations at 1, 3 and the last
     assert main(["rl2", "curve", str(log), "--at", "1,3", "--window", "2", "--metrics", "epochs"]) in (None, 0)
     table = capsys.readouterr().out.splitlines()

@@ -43,7 +43,12 @@ class RL2Config:
     trials_per_batch : int
         Trials played per PPO iteration.
     lr : float
-        Adam learning rate, decayed linearly to zero over training.
+        Adam learning rate, held for the first ``lr_hold`` of training and
+        then decayed linearly to zero.
+    lr_hold : float
+        Fraction of training (of ``iterations``, or of the time budget) at
+        the full learning rate before the decay starts; 0 decays from the
+        start, 1 never decays.
     weight_decay : float
         AdamW's decoupled weight decay (0: Adam).
     gamma : float
@@ -89,6 +94,7 @@ class RL2Config:
     normalize_returns: bool = False
     trials_per_batch: int = 256
     lr: float = 3e-3
+    lr_hold: float = 0.0
     weight_decay: float = 0.0
     gamma: float = 1.0
     gae_lambda: float = 0.3
@@ -158,6 +164,7 @@ class RL2Config:
                              f"({self.trials_per_batch})")
         check_fraction(self.gamma, "gamma")
         check_fraction(self.gae_lambda, "gae_lambda")
+        check_fraction(self.lr_hold, "lr_hold")
         for name in ("lr", "clip", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

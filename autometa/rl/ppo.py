@@ -213,6 +213,12 @@ def batch_baselines(batch, n_trials: int, seed: int = 0) -> dict[str, float]:
     return {"random": float(random), "oracle": float(oracle)}
 
 
+def learning_rate_factor(progress: float, hold: float) -> float:
+    """The learning rate's multiplier at ``progress`` (0 to 1) through training: 1 up to ``hold``, then
+    falling linearly to 0 at the end."""
+    return 1.0 if progress <= hold else (1.0 - progress) / (1.0 - hold)
+
+
 def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, iterations: int | None = None,
               time_budget: float | None = None, device: str | torch.device = "cpu", seed: int = 0,
               verbose: bool = False, callback: Callable[[int, dict], bool | None] | None = None,
@@ -282,7 +288,7 @@ def train_rl2(tasks: TaskDistribution, config: RL2Config | None = None, *, itera
             progress = max(progress, (time.perf_counter() - t0) / time_budget)
         progress = min(progress, 1.0)
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * (1.0 - progress)
+            group["lr"] = config.lr * learning_rate_factor(progress, config.lr_hold)
         entropy_coef = config.entropy_coef + (config.entropy_coef_final - config.entropy_coef) * progress
         agent.eval()
         batch = tasks.sample(config.trials_per_batch, generator=generator, device=device)

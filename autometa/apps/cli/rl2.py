@@ -39,7 +39,12 @@ def register(commands) -> None:
                        help="layer-normalised GRU (slower on CPU) instead of nn.GRU (default: no)")
     train.add_argument("--separate-value", action=argparse.BooleanOptionalAction,
                        help=f"a separate value GRU ({recipe})")
-    train.add_argument("--lr", type=float, help=f"learning rate, decayed linearly to 0 ({recipe})")
+    train.add_argument("--lr", type=float, help=f"learning rate, decayed linearly to 0 after --lr-hold ({recipe})")
+    train.add_argument("--lr-hold", type=float,
+                       help=f"fraction of training at the full learning rate before its decay starts ({recipe}; "
+                            f"{defaults.lr_hold:g})")
+    train.add_argument("--weight-decay", type=float, help=f"AdamW's decoupled weight decay ({recipe}; "
+                                                          f"{defaults.weight_decay:g})")
     train.add_argument("--gae-lambda", type=float, help=f"{recipe}")
     train.add_argument("--gamma", type=float, help=f"{recipe}")
     train.add_argument("--epochs", type=positive_int, help=f"PPO passes per batch ({recipe})")
