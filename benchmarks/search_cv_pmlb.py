@@ -376,10 +376,7 @@ def _test_scores(record, default_of) -> tuple[float, float]:
 def _against_record(meta: str, records, picks, datasets, scores) -> str:
     """Another rule's test scores (``picks``, one per record) against the record's, per data set (the mean
     over its seeds), and its default losses."""
-    by: dict[str, list[float]] = {}
-    for r, pick in zip(records, picks):
-        by.setdefault(r["dataset"], []).append(pick)
-    other = {d: float(np.mean(v)) for d, v in by.items()}
+    other = _per_dataset([{**r, "test": pick} for r, pick in zip(records, picks)], meta)
     diff = np.array([scores[meta][d] - other[d] for d in datasets])
     worse = sum(other[d] < scores["default"][d] - DEFAULT_WORSE for d in datasets)
     wins, ties, losses, p = _paired(diff)
