@@ -38,7 +38,7 @@ FOLDS = (
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
-        distortion: str = "affine", verbose: bool = False) -> dict:
+        distortion: str = "affine", loss: str = "prototypes", verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings`` and ``views`` (test-time choices of
@@ -48,7 +48,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     every alphabet of the fold's training part and keeps the final model
     (``fewshot train --no-validation``); otherwise the recipe holds its
     default alphabet out to pick the best checkpoint. ``distortion`` names
-    the training distortions (``fewshot train --distortion``).
+    the training distortions (``fewshot train --distortion``), ``loss`` the
+    ProtoNet's training loss (``fewshot train --loss``).
 
     Returns ``{"pixel_errors": [per fold], "variants": {label: {"fold_errors":
     [per fold], "run_errors": [per run]}}}``, labels such as ``"nearest, 8 views"``.
@@ -80,7 +81,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     budget = ", ".join(limits)
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
-          f"seed {seed}), "
+          f"{loss} loss, seed {seed}), "
           f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}")
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
     results = {label: {"fold_errors": [], "run_errors": []} for label in variants}
@@ -99,7 +100,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
             learner, summary = omniglot_recipe.train(train_set, "protonet", steps=steps, time_budget=time_budget,
                                                      device=device, seed=seed, verbose=verbose,
                                                      val_alphabets=None if validation else [],
-                                                     distortion=distortion)
+                                                     distortion=distortion, learner_options={"loss": loss})
             learner.save(model_path)
             note = (f"trained {summary['steps']} steps in {time.perf_counter() - start:.0f} s "
                     f"(user {os.times().user - cpu.user:.0f} s, sys {os.times().system - cpu.system:.0f} s), " + (

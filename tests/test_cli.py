@@ -29,6 +29,10 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("autometa: error: no model file") and "Traceback" not in err
     assert main(["bench", "omniglot-load", "--data", str(tmp_path / "missing.zip")]) == 2
+    capsys.readouterr()
+    assert main(["fewshot", "train", "--algorithm", "maml", "--loss", "nca", "--out", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autometa: error: --loss is ProtoNet's training loss") and not (tmp_path / "m.pt").exists()
 
 
 def test_options_rejected_by_their_type_exit_2(capsys):
@@ -70,12 +74,16 @@ def test_bench_episodes_on_synthetic_data(capsys):
 
 @needs_omniglot
 def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
+    from autometa.meta import MetaLearner
+
     data = [arg for z in ZIPS for arg in ("--data", str(z))]
     runs, model = tmp_path / "runs", tmp_path / "protonet.pt"
     assert main(["fewshot", "make-lake-runs", *data, "--alphabets", "Korean", "--runs", "3", "--out", str(runs)]) == 0
     assert main(["fewshot", "train", *data, "--exclude-alphabets", "Korean,Japanese_(katakana)", "--steps", "3",
-                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet", "--distortion", "shear"]) == 0
+                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet", "--distortion", "shear",
+                 "--loss", "nca"]) == 0
     assert model.exists() and "distortion: shear" in capsys.readouterr().out
+    assert MetaLearner.load(model).loss == "nca"
     for options in ([], ["--scoring", "two-way", "--views", "3"]):
         assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu",
                      *options]) == 0
@@ -86,6 +94,7 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
 
 @needs_omniglot
 def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, capsys, monkeypatch):
+    from autometa.meta import MetaLearner
     from benchmarks import lake_cv
 
     folds = lake_cv.FOLDS[:2]
@@ -103,8 +112,9 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
     out = capsys.readouterr().out
     assert "no validation, final model" in out and "affine distortions" in out
-    lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], distortion="shear")
-    assert "shear distortions" in capsys.readouterr().out
+    lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], distortion="shear", loss="nca")
+    assert "shear distortions, nca loss" in capsys.readouterr().out
+    assert MetaLearner.load(tmp_path / "shear" / "fold1" / "model.pt").loss == "nca"
     with pytest.raises(ValueError, match="unknown alphabet 'Klingon'"):
         lake_cv.run(ZIPS, tmp_path / "other", folds=[("Korean", "Klingon")], steps=2)
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--scoring", "nearest,hungarian"]) == 2
@@ -112,7 +122,9 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     calls = []
     monkeypatch.setattr(lake_cv, "run", lambda *args, **kwargs: calls.append(kwargs))
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--distortion", "shear", "--device", "cpu"]) in (None, 0)
-    assert calls[0]["distortion"] == "shear"
+    assert calls[0]["distortion"] == "shear" and calls[0]["loss"] == "prototypes"
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--loss", "nca", "--device", "cpu"]) in (None, 0)
+    assert calls[1]["loss"] == "nca"
 
 
 @needs_omniglot

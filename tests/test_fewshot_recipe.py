@@ -8,7 +8,7 @@ import torch
 
 from autometa.apps import omniglot_recipe as fewshot
 from autometa.data import OmniglotDataset
-from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile
+from autometa.meta import MAML, MatchingNet, ProtoNet, Reptile, protonet
 from autometa.tasks import EpisodeSampler
 
 
@@ -178,4 +178,4 @@ def test_the_command_line_offers_the_recipes_scorings():
     from autometa.apps.cli import fewshot as command
 
     assert command.SCORINGS == fewshot.SCORINGS and command.TRAIN_SECONDS == fewshot.TIME_BUDGET
-    assert command.DISTORTIONS == tuple(fewshot.DISTORTIONS)
+    assert command.DISTORTIONS == tuple(fewshot.DISTORTIONS) and command.LOSSES == protonet.LOSSES

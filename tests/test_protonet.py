@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from autometa.data import load_omniglot
 from autometa.data._paths import data_root
 from autometa.meta import MetaLearner, ProtoNet, meta_train
-from autometa.meta.protonet import class_prototypes
+from autometa.meta.protonet import class_prototypes, nca_loss
 from autometa.nn import MLP, Conv4
 from autometa.tasks import EpisodeSampler, TaskBatch, split_classes
 
@@ -43,6 +43,46 @@ def test_query_loss_is_cross_entropy_of_negative_squared_distances():
         expected = hand_logits(learner.backbone, tasks.support_x[b], tasks.support_y[b], tasks.query_x[b])
         torch.testing.assert_close(logits[b].detach(), expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(loss, F.cross_entropy(logits.flatten(0, 1), tasks.query_y.flatten()))
+
+
+def test_nca_loss_by_loops():
+    g = torch.Generator().manual_seed(0)
+    similarities = torch.randn(2, 6, 6, generator=g)
+    labels = torch.tensor([[0, 1, 2, 0, 1, 2], [1, 1, 0, 0, 0, 1]])
+    losses = []
+    for b in range(2):
+        for i in range(6):
+            others = [j for j in range(6) if j != i]
+            mass = torch.softmax(similarities[b, i, others], 0)
+            losses.append(-torch.log(sum(m for m, j in zip(mass, others) if labels[b, j] == labels[b, i])))
+    torch.testing.assert_close(nca_loss(similarities, labels), torch.stack(losses).mean())
+
+
+def test_nca_loss_needs_two_examples_of_each_class():
+    with pytest.raises(ValueError, match="two examples of every class"):
+        nca_loss(torch.zeros(1, 3, 3), torch.tensor([[0, 0, 1]]))
+
+
+@pytest.mark.parametrize("distance", ["squared_euclidean", "cosine"])
+def test_nca_query_loss_uses_every_pair_and_keeps_the_prototype_logits(distance):
+    torch.manual_seed(0)
+    learner = ProtoNet(MLP(6, None, (16,)), distance=distance, loss="nca")
+    tasks = random_tasks(4, 2, n_tasks=3)
+    loss, logits = learner.query_loss(tasks)
+    with torch.no_grad():
+        x = torch.cat([tasks.support_x, tasks.query_x], 1)
+        z = learner.backbone(x.flatten(0, 1)).view(*x.shape[:2], -1)
+        if distance == "cosine":
+            similarities = F.cosine_similarity(z[:, :, None], z[:, None], dim=-1)
+        else:
+            similarities = -((z[:, :, None] - z[:, None]) ** 2).sum(-1)
+        expected = nca_loss(similarities, torch.cat([tasks.support_y, tasks.query_y], 1))
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-4)
+    prototype_loss, prototype_logits = ProtoNet(learner.backbone, distance=distance).query_loss(tasks)
+    torch.testing.assert_close(logits, prototype_logits)
+    assert not torch.allclose(loss, prototype_loss)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in learner.parameters())
 
 
 @pytest.mark.parametrize("n_way", [2, 5, 50])
@@ -121,16 +161,19 @@ def test_a_class_without_support_examples_is_an_error():
         learner.adapt(torch.randn(4, 6), torch.tensor([0, 0, 2, 2]))
 
 
-def test_unknown_distance_is_an_error():
+def test_unknown_distance_or_loss_is_an_error():
     with pytest.raises(ValueError, match="distance"):
         ProtoNet(MLP(6, None), distance="manhattan")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        ProtoNet(MLP(6, None), loss="triplet")
 
 
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)
     spec = {"name": "mlp", "in_features": 6, "out_features": None, "hidden": [16]}
-    for learner, backbone in [(ProtoNet(spec), None), (ProtoNet(TinyEmbedding(), distance="cosine"), TinyEmbedding())]:
+    for learner, backbone in [(ProtoNet(spec), None), (ProtoNet(spec, loss="nca"), None),
+                              (ProtoNet(TinyEmbedding(), distance="cosine"), TinyEmbedding())]:
         with torch.no_grad():  # make the weights differ from a fresh initialisation
             for p in learner.parameters():
                 p.add_(torch.randn_like(p))
@@ -153,6 +196,21 @@ def test_meta_training_learns_an_embedding_for_new_classes():
     test_tasks = EpisodeSampler(X, y, 5, 1, 5, classes=test_classes, random_state=1).sample(300)
     torch.manual_seed(0)
     learner = ProtoNet(MLP(20, 64, (64,)))
+    untrained = learner.evaluate(test_tasks)["accuracy"]
+    meta_train(learner, EpisodeSampler(X, y, 5, 1, 5, classes=train_classes, random_state=0),
+               steps=200, meta_batch=16, lr=3e-3)
+    trained = learner.evaluate(test_tasks)["accuracy"]
+    assert trained > untrained + 0.3, (untrained, trained)
+    assert trained > nearest_neighbour_accuracy(test_tasks) + 0.3
+
+
+@pytest.mark.slow
+def test_meta_training_with_the_nca_loss_learns_an_embedding_for_new_classes():
+    X, y = blobs()
+    train_classes, test_classes = split_classes(y, val_fraction=0.3, random_state=0)
+    test_tasks = EpisodeSampler(X, y, 5, 1, 5, classes=test_classes, random_state=1).sample(300)
+    torch.manual_seed(0)
+    learner = ProtoNet(MLP(20, 64, (64,)), loss="nca")
     untrained = learner.evaluate(test_tasks)["accuracy"]
     meta_train(learner, EpisodeSampler(X, y, 5, 1, 5, classes=train_classes, random_state=0),
                steps=200, meta_batch=16, lr=3e-3)

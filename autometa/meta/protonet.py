@@ -12,6 +12,7 @@ from autometa.meta.base import MetaLearner, Predictor, evaluation_mode
 from autometa.tasks.task import TaskBatch
 
 DISTANCES = ("squared_euclidean", "cosine")
+LOSSES = ("prototypes", "nca")
 
 
 class ProtoNet(MetaLearner):
@@ -34,6 +35,16 @@ class ProtoNet(MetaLearner):
         Logits are minus the squared Euclidean distance (the paper's choice,
         a linear model in the embedding), or the cosine similarity, which the
         paper found to train worse.
+    loss : {"prototypes", "nca"}, default="prototypes"
+        The meta-training loss. ``"prototypes"``: the paper's, cross-entropy
+        of the queries against the support set's prototypes. ``"nca"``: every
+        example of a task, support and query alike, against all the others
+        (Neighbourhood Component Analysis, as Laenen & Bertinetto, NeurIPS
+        2021, "On Episodes, Prototypical Networks, and Few-Shot Learning"):
+        minus the log of the softmax mass, over the task's other examples, on
+        those of its own class. It uses every pair of a task rather than
+        queries against means. Both losses are classified by prototypes
+        after training (:meth:`adapt`).
 
     Notes
     -----
@@ -57,16 +68,29 @@ class ProtoNet(MetaLearner):
 
     task_type = "classification"
 
-    def __init__(self, backbone: nn.Module | dict, distance: str = "squared_euclidean"):
-        super().__init__(backbone, distance=distance)
+    def __init__(self, backbone: nn.Module | dict, distance: str = "squared_euclidean", loss: str = "prototypes"):
+        super().__init__(backbone, distance=distance, loss=loss)
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.distance = distance
+        self.loss = loss
 
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        prototypes = class_prototypes(embed_sets(self.backbone, tasks.support_x), tasks.support_y)
-        logits = self._logits(embed_sets(self.backbone, tasks.query_x), prototypes)
-        return self._loss(logits, tasks.query_y), logits
+        """The mean meta-training loss (``self.loss``) and the queries' logits against the prototypes."""
+        if self.loss == "nca":
+            # support and query in one backbone call: every example is an anchor
+            n_support = tasks.support_x.shape[1]
+            embedded = embed_sets(self.backbone, torch.cat([tasks.support_x, tasks.query_x], 1))
+            support, query = embedded[:, :n_support], embedded[:, n_support:]
+            labels = torch.cat([tasks.support_y, tasks.query_y], 1)
+            loss = nca_loss(self._logits(embedded, embedded), labels)
+        else:
+            support, query = embed_sets(self.backbone, tasks.support_x), embed_sets(self.backbone, tasks.query_x)
+            loss = None
+        logits = self._logits(query, class_prototypes(support, tasks.support_y))
+        return (self._loss(logits, tasks.query_y) if loss is None else loss), logits
 
     def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor) -> Predictor:
         """Compute the prototypes of one task's support set (once).
@@ -115,6 +139,27 @@ def class_prototypes(support: torch.Tensor, support_y: torch.Tensor) -> torch.Te
     one_hot = one_hot_support(support_y, support.dtype)
     sums = one_hot.transpose(1, 2) @ support
     return sums / one_hot.sum(1)[..., None]
+
+
+def nca_loss(similarities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The mean NCA loss of ``(B, M, M)`` pairwise similarities of the ``(B, M)``
+    labelled examples of ``B`` tasks: for each example, minus the log of the
+    softmax mass (over the other examples of its task) on those of its class.
+
+    Raises
+    ------
+    ValueError
+        If an example is the only one of its class in its task (nothing to
+        be near).
+    """
+    same = labels[:, :, None] == labels[:, None, :]
+    itself = torch.eye(labels.shape[1], dtype=torch.bool, device=labels.device)
+    same = same & ~itself
+    if not same.any(-1).all():
+        raise ValueError("the NCA loss needs at least two examples of every class in a task")
+    others = similarities.masked_fill(itself, float("-inf"))
+    positives = others.masked_fill(~same, float("-inf"))
+    return (others.logsumexp(-1) - positives.logsumexp(-1)).mean()
 
 
 def squared_distances(query: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:

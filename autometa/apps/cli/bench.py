@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from autometa.apps.cli.fewshot import DISTORTIONS, EVAL_VIEWS, SCORINGS, TRAIN_SECONDS
+from autometa.apps.cli.fewshot import DISTORTIONS, EVAL_VIEWS, LOSS_HELP, LOSSES, SCORINGS, TRAIN_SECONDS
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
@@ -93,6 +93,7 @@ def register(commands) -> None:
                            "train --no-validation`")
     lake.add_argument("--distortion", choices=DISTORTIONS, default="affine",
                       help="training distortions, as `fewshot train --distortion` (default: %(default)s)")
+    lake.add_argument("--loss", choices=LOSSES, default="prototypes", help=LOSS_HELP + " (default: %(default)s)")
     lake.add_argument("--views", type=comma_ints, default=str(EVAL_VIEWS),
                       help="comma-separated test-time augmentations, as `fewshot eval-lake --views`, each combined "
                            "with each --scoring; the first combination is the reference (default: %(default)s)")
@@ -237,7 +238,7 @@ def lake_cv(args) -> None:
         raise UserError(f"--scoring: unknown scoring {unknown[0]!r}; expected {', '.join(SCORINGS)}")
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
-        distortion=args.distortion, verbose=not args.quiet and sys.stderr.isatty())
+        distortion=args.distortion, loss=args.loss, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark

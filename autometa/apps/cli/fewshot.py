@@ -13,6 +13,9 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
 DISTORTIONS = ("affine", "shear")  # the names of omniglot_recipe.DISTORTIONS, likewise
+LOSSES = ("prototypes", "nca")  # autometa.meta.protonet.LOSSES, likewise
+LOSS_HELP = ("ProtoNet's training loss: prototypes (queries against the support set's class means, the paper's) or "
+             "nca (every image of an episode against all the others); both classify by prototypes")
 TRAIN_SECONDS = 900.0  # omniglot_recipe.TIME_BUDGET, the budget without --steps (for the help)
 EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
 
@@ -49,6 +52,7 @@ def register(commands) -> None:
     train.add_argument("--distortion", choices=DISTORTIONS, default="affine",
                        help="the random distortions of training images: affine (rotation, scale, shift) or shear "
                             "(also a shear and a scale per axis, as Koch et al. 2015) (default: %(default)s)")
+    train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -110,6 +114,8 @@ def run_train(args) -> None:
     if args.distributed and not distributed.launched_with_torchrun():
         raise UserError("--distributed trains as one rank of a torchrun launch: run "
                         "`torchrun --standalone --nproc-per-node N -m autometa fewshot train --distributed ...`")
+    if args.loss and args.algorithm != "protonet":
+        raise UserError(f"--loss is ProtoNet's training loss; --algorithm {args.algorithm} has its own")
     with distributed.session(device(args.device), enabled=args.distributed) as context:
         sources = omniglot_sources(args.data)
         with as_user_error(FileNotFoundError, ValueError):
@@ -129,6 +135,7 @@ def run_train(args) -> None:
             val_alphabets=[] if args.no_validation else args.val_alphabets or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment, distortion=args.distortion,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
+            learner_options={"loss": args.loss} if args.loss else None,
         )
         if context.is_main:  # only rank 0 validated, so only its learner is the selected one
             learner.save(args.out)
