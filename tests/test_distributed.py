@@ -39,6 +39,12 @@ def _setup(name: str, seed: int = 0):
     elif name == "reptile":
         learner = Reptile(sinusoid, inner_lr=0.02, inner_steps=3, inner_optimizer="sgd", task_type="regression")
         tasks, lr = SinusoidTasks(k_shot=5, n_query=5, random_state=seed), 1.0
+    elif name == "protonet_conv":  # channels-last convolution weights (MetaLearner.channels_last)
+        learner = ProtoNet({"name": "conv4", "hidden": 8, "image_size": 16, "norm": False})
+        _, y = small_blobs()
+        images = torch.randn(len(y), 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+        images += torch.as_tensor(y, dtype=torch.float32)[:, None, None, None] * 0.3
+        tasks, lr = EpisodeSampler(images, y, n_way=3, k_shot=2, n_query=2, random_state=seed), 0.1
     else:
         if name == "protonet":
             learner = ProtoNet(embedding)
@@ -112,7 +118,7 @@ def _assert_same_parameters(actual: dict, expected: dict):
 
 # -- the tests -----------------------------------------------------------------
 def test_two_processes_equal_one_on_the_whole_meta_batch(tmp_path):
-    names = ["maml", "fomaml", "reptile", "protonet", "matching", "protonet_bn"]
+    names = ["maml", "fomaml", "reptile", "protonet", "matching", "protonet_bn", "protonet_conv"]
     result = _torchrun("equivalence", str(tmp_path), *names)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(RANKS)]

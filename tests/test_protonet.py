@@ -168,6 +168,25 @@ def test_unknown_distance_or_loss_is_an_error():
         ProtoNet(MLP(6, None), loss="triplet")
 
 
+def test_convolutions_of_a_built_backbone_are_channels_last_with_the_same_outputs():
+    torch.manual_seed(0)
+    learner = ProtoNet({"name": "conv4", "hidden": 8, "image_size": 16})
+    convolutions = [m.weight for m in learner.backbone if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+    plain = Conv4(hidden=8, image_size=16)
+    plain.load_state_dict(learner.backbone.state_dict())
+    assert not plain[4].weight.is_contiguous(memory_format=torch.channels_last)  # a user's module is left alone
+    assert not ProtoNet(plain).backbone[4].weight.is_contiguous(memory_format=torch.channels_last)
+    tasks = TaskBatch(torch.randn(2, 10, 1, 16, 16), torch.arange(5).repeat(2).repeat(2, 1),
+                      torch.randn(2, 15, 1, 16, 16), torch.arange(5).repeat(3).repeat(2, 1))
+    loss, logits = learner.query_loss(tasks)
+    plain_loss, plain_logits = ProtoNet(plain).query_loss(tasks)
+    torch.testing.assert_close(logits, plain_logits, rtol=1e-4, atol=1e-4)
+    grads = torch.autograd.grad(loss, list(learner.parameters()))
+    for grad, plain_grad in zip(grads, torch.autograd.grad(plain_loss, list(plain.parameters()))):
+        torch.testing.assert_close(grad, plain_grad, rtol=1e-4, atol=1e-5)
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)

@@ -87,6 +87,7 @@ class MatchingNet(MetaLearner):
     """
 
     task_type = "classification"
+    channels_last = True  # one backbone call embeds a whole set: see MetaLearner
     # files saved before ``temperature`` existed were trained at the paper's T = 1
     config_of_older_files: ClassVar[dict] = {"temperature": 1.0}
 

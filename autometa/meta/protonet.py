@@ -67,6 +67,7 @@ class ProtoNet(MetaLearner):
     """
 
     task_type = "classification"
+    channels_last = True  # one backbone call embeds a whole set: see MetaLearner
 
     def __init__(self, backbone: nn.Module | dict, distance: str = "squared_euclidean", loss: str = "prototypes"):
         super().__init__(backbone, distance=distance, loss=loss)
