@@ -52,9 +52,9 @@ class MetaLearner(nn.Module):
     backbone it builds from a spec in channels-last memory format (a user's
     module is left as given). The values are the same; on CPU, oneDNN then
     runs the convolutions, batch norm and pooling on channels-last tensors,
-    which pays for the large batches metric learners embed at once (one
-    ProtoNet step on a 60-way episode: 1.8x less CPU time on one thread) and
-    costs MAML's small per-task batches (about 10% more).
+    which pays for the large batches metric learners embed at once (see
+    BENCHMARKS.md) but not for the few images per task of gradient-based
+    learners.
     """
 
     task_type = "classification"  # or "regression"
