@@ -12,11 +12,16 @@ over runs; pixel nearest neighbour on the same runs is the baseline.
 
 Models and runs are kept under ``out``; a fold whose model is already there
 is scored again instead of retrained, so test-time choices can be compared
-on the same models.
+on the same models. Each run also writes ``out/results.json`` (settings and
+per-run errors), so training choices, which need models of their own, can be
+compared run by run with ``against``: the runs depend only on the folds and
+the seed, so two folders with the same ones score their models on the same
+runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -34,11 +39,12 @@ FOLDS = (
     ("Balinese", "Latin"),
     ("Early_Aramaic", "Greek"),
 )
+RESULTS = "results.json"  # in ``out``: the settings and per-run errors of the last run there
 
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
-        distortion: str = "affine", loss: str = "prototypes", verbose: bool = False) -> dict:
+        distortion: str = "affine", loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings`` and ``views`` (test-time choices of
@@ -49,7 +55,9 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     (``fewshot train --no-validation``); otherwise the recipe holds its
     default alphabet out to pick the best checkpoint. ``distortion`` names
     the training distortions (``fewshot train --distortion``), ``loss`` the
-    ProtoNet's training loss (``fewshot train --loss``).
+    ProtoNet's training loss (``fewshot train --loss``). ``against`` is
+    another run's ``out`` folder, with the same folds and seed: every scoring
+    both runs have is also compared with its errors there, run by run.
 
     Returns ``{"pixel_errors": [per fold], "variants": {label: {"fold_errors":
     [per fold], "run_errors": [per run]}}}``, labels such as ``"nearest, 8 views"``.
@@ -67,6 +75,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     from autometa.meta import MetaLearner
 
     out = Path(out).expanduser()
+    reference_run = _read_against(against, folds, seed) if against is not None else None
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_omniglot(sources, rotations=True)
     names = set(dataset.alphabet_names)
@@ -134,4 +143,46 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
             line += (f"; minus the first: {100 * change:+.1f} +- {100 * change_half:.1f} points, runs better/equal/"
                      f"worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
         print(line)
+    if reference_run is not None:
+        print(f"against {against} ({_describe_training(reference_run['training'])}), this minus that, points over "
+              f"the same {len(reference)} runs:")
+        for label, result in results.items():
+            if label in reference_run["variants"]:
+                difference = np.array(result["run_errors"]) - np.array(reference_run["variants"][label]["run_errors"])
+                change, change_half = mean_ci(difference)
+                print(f"  {label}: {100 * change:+.1f} +- {100 * change_half:.1f}, runs better/equal/worse "
+                      f"{(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
+    training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss}
+    summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
+               "pixel_errors": pixel_errors, "variants": results}
+    _write_json(out / RESULTS, summary)
     return {"pixel_errors": pixel_errors, "variants": results}
+
+
+def _describe_training(training: dict) -> str:
+    return ", ".join([training["budget"], f"{training['distortion']} distortions", f"{training['loss']} loss"]
+                     + ([] if training["validation"] else ["no validation"]))
+
+
+def _read_against(folder, folds, seed: int) -> dict:
+    """The results of the run in ``folder``; a ValueError unless it used ``folds`` and ``seed`` (its runs)."""
+    path = Path(folder).expanduser() / RESULTS
+    if not path.is_file():
+        raise ValueError(f"--against: no {RESULTS} in {path.parent}; give the --out folder of a finished lake-cv run")
+    try:
+        results = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"--against: {path} is not JSON ({error})") from None
+    if not isinstance(results, dict) or not {"folds", "seed", "training", "variants"} <= results.keys():
+        raise ValueError(f"--against: {path} is not a lake-cv results file")
+    if results["folds"] != [list(fold) for fold in folds] or results["seed"] != seed:
+        raise ValueError(f"--against: {path} was scored on other runs (folds {results['folds']}, seed "
+                         f"{results['seed']}); compare runs with the same folds and --seed")
+    return results
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to a temporary file beside ``path``, then rename (a crash keeps any older file)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(temporary, path)

@@ -1,9 +1,11 @@
 """The ``autometa`` command: real runs on small settings, errors without tracebacks."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autometa.apps.cli import main
@@ -115,6 +117,27 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], distortion="shear", loss="nca")
     assert "shear distortions, nca loss" in capsys.readouterr().out
     assert MetaLearner.load(tmp_path / "shear" / "fold1" / "model.pt").loss == "nca"
+    # a training choice against another, run by run, through results.json
+    lake_cv.run(ZIPS, tmp_path / "one", folds=folds[:1], steps=2, views=[1])
+    plain = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "affine", "loss": "prototypes"}
+    capsys.readouterr()
+    compared = lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
+    out = capsys.readouterr().out.split(f"against {tmp_path / 'one'} (2 steps, affine distortions, prototypes loss)")[1]
+    difference = np.subtract(compared["variants"]["nearest, 1 view"]["run_errors"],
+                             plain["variants"]["nearest, 1 view"]["run_errors"])
+    assert f"nearest, 1 view: {100 * difference.mean():+.1f} +- " in out
+    assert f"runs better/equal/worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}" in out
+    for against, message in ((tmp_path / "none", "no results.json in"), (tmp_path, "was scored on other runs")):
+        with pytest.raises(ValueError, match=message):
+            lake_cv.run(ZIPS, tmp_path / "never", folds=folds[:1], steps=2, against=against)
+    data = [arg for z in ZIPS for arg in ("--data", str(z))]
+    assert main(["bench", "lake-cv", *data, "--out", str(tmp_path / "never"), "--against", str(tmp_path / "none")]) == 2
+    assert "autometa: error: --against: no results.json in" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()  # checked before anything is trained or written
+    (tmp_path / "one" / "results.json").write_text("{")
+    with pytest.raises(ValueError, match="is not JSON"):
+        lake_cv.run(ZIPS, tmp_path / "never", folds=folds[:1], steps=2, against=tmp_path / "one")
     with pytest.raises(ValueError, match="unknown alphabet 'Klingon'"):
         lake_cv.run(ZIPS, tmp_path / "other", folds=[("Korean", "Klingon")], steps=2)
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--scoring", "nearest,hungarian"]) == 2
@@ -124,7 +147,7 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--distortion", "shear", "--device", "cpu"]) in (None, 0)
     assert calls[0]["distortion"] == "shear" and calls[0]["loss"] == "prototypes"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--loss", "nca", "--device", "cpu"]) in (None, 0)
-    assert calls[1]["loss"] == "nca"
+    assert calls[1]["loss"] == "nca" and calls[1]["against"] is None
 
 
 @needs_omniglot

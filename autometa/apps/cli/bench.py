@@ -94,6 +94,9 @@ def register(commands) -> None:
     lake.add_argument("--distortion", choices=DISTORTIONS, default="affine",
                       help="training distortions, as `fewshot train --distortion` (default: %(default)s)")
     lake.add_argument("--loss", choices=LOSSES, default="prototypes", help=LOSS_HELP + " (default: %(default)s)")
+    lake.add_argument("--against",
+                      help="the --out folder of an earlier lake-cv run with the same folds and --seed: each scoring "
+                           "both have is compared with it run by run (a training choice against another)")
     lake.add_argument("--views", type=comma_ints, default=str(EVAL_VIEWS),
                       help="comma-separated test-time augmentations, as `fewshot eval-lake --views`, each combined "
                            "with each --scoring; the first combination is the reference (default: %(default)s)")
@@ -238,7 +241,8 @@ def lake_cv(args) -> None:
         raise UserError(f"--scoring: unknown scoring {unknown[0]!r}; expected {', '.join(SCORINGS)}")
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
-        distortion=args.distortion, loss=args.loss, verbose=not args.quiet and sys.stderr.isatty())
+        distortion=args.distortion, loss=args.loss, against=args.against,
+        verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark
