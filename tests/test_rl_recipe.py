@@ -21,7 +21,7 @@ def test_for_setting_recipes():
         assert long.normalize_returns and long.separate_value and long.forget_bias == 1.0
         assert long.advantage_norm == "batch" and long.value_loss == "huber"
         long.validate()
-        assert long.lr == (6e-3 if env == "mdp" else 3e-3)
+        assert (long.lr, long.lr_hold) == ((6e-3, 0.75) if env == "mdp" else (3e-3, 0.0))
     assert RL2Config.for_setting("mdp", 10, hidden_size=32, layer_norm=True).hidden_size == 32
     with pytest.raises(ValueError, match="env"):
         RL2Config.for_setting("gridworld", 10)

@@ -41,8 +41,8 @@ def register(commands) -> None:
                        help=f"a separate value GRU ({recipe})")
     train.add_argument("--lr", type=float, help=f"learning rate, decayed linearly to 0 after --lr-hold ({recipe})")
     train.add_argument("--lr-hold", type=float,
-                       help=f"fraction of training at the full learning rate before its decay starts ({recipe}; "
-                            f"{defaults.lr_hold:g})")
+                       help=f"fraction of training at the full learning rate before its decay starts ({recipe}: "
+                            f"{RL2Config.for_setting('mdp', 10).lr_hold:g} for MDPs, {defaults.lr_hold:g} for bandits)")
     train.add_argument("--weight-decay", type=float, help=f"AdamW's decoupled weight decay ({recipe}; "
                                                           f"{defaults.weight_decay:g})")
     train.add_argument("--gae-lambda", type=float, help=f"{recipe}")
