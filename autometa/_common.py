@@ -95,6 +95,20 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
 
 
 # -- archives ------------------------------------------------------------------
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: a crash
+    mid-write leaves any earlier file intact."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: a crash
     mid-write leaves any earlier file intact."""

@@ -67,9 +67,7 @@ import argparse
 import inspect
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 import warnings
 import zlib
@@ -82,7 +80,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from autometa._common import describe, mean_ci
+from autometa._common import atomic_write_text, describe, mean_ci
 from benchmarks.warm_start_trials import rescaled_source_trials
 from autometa.data._paths import cache_dir
 from autometa.data.yahpo import YahpoScenario
@@ -164,7 +162,7 @@ def source_task(
     result = Task.from_study(study)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps({"format": _CACHE_FORMAT, "task": result.to_dict()}))
+        atomic_write_text(path, json.dumps({"format": _CACHE_FORMAT, "task": result.to_dict()}))
     return result
 
 
@@ -615,17 +613,6 @@ def plot(result: dict[str, Any], path: str | Path) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
 
 
 def _log(verbose: bool, message: str) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autometa._common import describe, mean_ci
+from autometa._common import atomic_write_text, describe, mean_ci
 
 # Two alphabets per fold, each fold with at least one alphabet of >= 20
 # characters (Tagalog has 17, too few for a 20-way run); the first fold is the
@@ -155,7 +155,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
                "pixel_errors": pixel_errors, "variants": results}
-    _write_json(out / RESULTS, summary)
+    atomic_write_text(out / RESULTS, json.dumps(summary, indent=1) + "\n")
     return {"pixel_errors": pixel_errors, "variants": results}
 
 
@@ -179,10 +179,3 @@ def _read_against(folder, folds, seed: int) -> dict:
         raise ValueError(f"--against: {path} was scored on other runs (folds {results['folds']}, seed "
                          f"{results['seed']}); compare runs with the same folds and --seed")
     return results
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, then rename (a crash keeps any older file)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(temporary, path)
