@@ -139,24 +139,29 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                 f"{100 * pooled:.1f}% +- {100 * pooled_half:.1f}")
         difference = np.array(result["run_errors"]) - reference
         if difference.any():
-            change, change_half = mean_ci(difference)
-            line += (f"; minus the first: {100 * change:+.1f} +- {100 * change_half:.1f} points, runs better/equal/"
-                     f"worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
+            change, counts = _paired(difference)
+            line += f"; minus the first: {change} points, {counts}"
         print(line)
     if reference_run is not None:
         print(f"against {against} ({_describe_training(reference_run['training'])}), this minus that, points over "
               f"the same {len(reference)} runs:")
         for label, result in results.items():
             if label in reference_run["variants"]:
-                difference = np.array(result["run_errors"]) - np.array(reference_run["variants"][label]["run_errors"])
-                change, change_half = mean_ci(difference)
-                print(f"  {label}: {100 * change:+.1f} +- {100 * change_half:.1f}, runs better/equal/worse "
-                      f"{(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
+                change, counts = _paired(np.array(result["run_errors"])
+                                         - np.array(reference_run["variants"][label]["run_errors"]))
+                print(f"  {label}: {change}, {counts}")
     training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
                "pixel_errors": pixel_errors, "variants": results}
     atomic_write_text(out / RESULTS, json.dumps(summary, indent=1) + "\n")
     return {"pixel_errors": pixel_errors, "variants": results}
+
+
+def _paired(difference: np.ndarray) -> tuple[str, str]:
+    """Run-by-run error differences as ``"+x.x +- h.h"`` (points, 95% CI) and the runs better/equal/worse."""
+    change, half = mean_ci(difference)
+    return (f"{100 * change:+.1f} +- {100 * half:.1f}",
+            f"runs better/equal/worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}")
 
 
 def _describe_training(training: dict) -> str:
