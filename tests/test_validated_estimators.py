@@ -18,7 +18,6 @@ from autometa.estimators.validated import (
     Head,
     ValidatedChoice,
     batched_predict,
-    fisher_weights,
     support_check,
     support_folds,
     within_class_whitener,
@@ -257,19 +256,6 @@ def test_within_class_whitener_whitens_the_pooled_covariance():
     W = within_class_whitener(Z, y, shrink=0.0)
     cov = np.cov((Z @ W).T)
     np.testing.assert_allclose(cov / cov[0, 0], np.eye(3), atol=0.05)
-
-
-def test_fisher_weights_favour_the_features_that_separate_the_classes():
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 100)
-    Z = rng.normal(size=(400, 3))
-    Z[:, 0] += 2.0 * y  # separates the classes
-    Z[:, 1] += 0.3 * y  # weakly
-    w = fisher_weights(Z, y, shrink=0.5)
-    assert w[0] > w[1] > w[2] > 0.5 - 1e-9 and w[0] < 2.0
-    np.testing.assert_allclose(w.mean(), 1.0)
-    np.testing.assert_allclose(fisher_weights(Z, y, shrink=1.0), 1.0)
-    np.testing.assert_array_equal(fisher_weights(np.ones((6, 2)), np.repeat([0, 1], 3)), np.ones(2))
 
 
 @pytest.mark.parametrize("head", HEADS)

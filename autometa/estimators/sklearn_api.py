@@ -320,8 +320,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
     the features with the meta-training rows, builds candidate
     representations (the standardised raw features; the features whitened
     by the within-class covariance of the meta-training classes, shrunk
-    halfway to the identity; the features weighted by Fisher's ratio on the
-    meta-training classes, shrunk halfway to equal weights; the penultimate layer of an MLP pre-trained by
+    halfway to the identity; the penultimate layer of an MLP pre-trained by
     plain softmax classification over the meta-training classes, as in Tian
     et al., ECCV 2020; raw features and that embedding side by side) and
     support-set heads (nearest centroid, logistic regression, 1-nearest
@@ -428,7 +427,7 @@ class FewShotClassifier(ClassifierMixin, _FewShotEstimator):
         algorithms only.
     choices_ : dict of int to (str, str)
         ``"auto"``: the (representation, head) kept per validated K, with
-        representation in {"raw", "white", "fisher", "emb", "raw+emb"} and head in
+        representation in {"raw", "white", "emb", "raw+emb"} and head in
         {"centroid", "logistic", "1nn", "forest"}.
     validation_scores_ : dict of (int, str, str) to float
         ``"auto"``: mean accuracy of each (K, representation, head) on the

@@ -11,13 +11,6 @@ deviation and builds candidate representations of a row ``z``:
     meta-training classes, shrunk halfway to a multiple of the identity
     (nearest centroid on it is linear discriminant analysis with the
     covariance borrowed from the meta-training classes);
-``"fisher"``
-    ``z`` with each feature scaled by how well it separated the
-    meta-training classes: the variance of the class means over the mean
-    within-class variance (Fisher's ratio), divided by its mean over the
-    features and shrunk halfway to 1, so that features which told the
-    meta-training classes apart weigh more in the distances and the fits of
-    the heads;
 ``"emb"``
     the penultimate layer of an MLP pre-trained by plain softmax
     classification over all meta-training classes (Tian et al., "Rethinking
@@ -60,10 +53,8 @@ from torch import nn
 
 from autometa.estimators._validated_common import Standardiser, nearest_k
 
-REPRESENTATIONS = ("raw", "white", "fisher", "emb", "raw+emb")
+REPRESENTATIONS = ("raw", "white", "emb", "raw+emb")
 HEADS = ("centroid", "logistic", "1nn", "forest")
-# representations that need two or more classes to be built from
-LEARNED_FROM_CLASSES = ("fisher", "emb", "raw+emb")
 VALIDATION_SHOTS = (1, 5, 10)
 EMBEDDING_WIDTHS = (256, 128)
 # without validation: raw features, the head by support size
@@ -91,20 +82,6 @@ def within_class_whitener(Z: np.ndarray, y: np.ndarray, shrink: float = 0.5) -> 
     w, V = np.linalg.eigh(S)
     w = np.maximum(w, 1e-6 * w.max())
     return V @ np.diag(w**-0.5) @ V.T * np.sqrt(scale)
-
-
-def fisher_weights(Z: np.ndarray, y: np.ndarray, shrink: float = 0.5) -> np.ndarray:
-    """Per-feature weights ``(1 - shrink) * r / mean(r) + shrink`` from Fisher's ratio ``r`` of ``Z``'s
-    features (variance of the class means over the mean within-class variance, the latter plus 1e-3,
-    a floor for standardised features); all ones when no feature separates the classes. The weights
-    average 1."""
-    labels = np.unique(y)
-    means = np.stack([Z[y == c].mean(0) for c in labels])
-    within = np.mean([Z[y == c].var(0) for c in labels], axis=0)
-    ratio = means.var(0) / (within + 1e-3)
-    if ratio.mean() <= 0:
-        return np.ones(Z.shape[1])
-    return (1 - shrink) * ratio / ratio.mean() + shrink
 
 
 class Embedding:
@@ -166,7 +143,6 @@ class Representations:
     def __init__(self, Z, y, names, hidden=EMBEDDING_WIDTHS, steps=None, seed=0):
         self.names = tuple(sorted(set(names)))
         self.whitener = within_class_whitener(Z, y) if "white" in names else None
-        self.weights = fisher_weights(Z, y) if "fisher" in names else None
         needs_embedding = any("emb" in n for n in names)
         self.embedding = Embedding(hidden, steps, seed).fit(Z, y) if needs_embedding else None
 
@@ -175,8 +151,6 @@ class Representations:
             return Z
         if name == "white":
             return Z @ self.whitener
-        if name == "fisher":
-            return Z * self.weights
         E = self.embedding.transform(Z)
         if name == "emb":
             return E
@@ -291,7 +265,7 @@ class ValidatedChoice:
                 break
             folds += 1
             train = ~np.isin(y, val)
-            usable = [r for r in REPRESENTATIONS if r not in LEARNED_FROM_CLASSES or len(np.unique(y[train])) >= 2]
+            usable = [r for r in REPRESENTATIONS if "emb" not in r or len(np.unique(y[train])) >= 2]
             reps = Representations(Z[train], y[train], usable, self.hidden, self.steps, self.seed)
             Zv, yv = Z[~train], y[~train]
             feats = {r: reps.transform(r, Zv) for r in usable}
