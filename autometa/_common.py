@@ -6,6 +6,7 @@ Each lives here once; no module imports anything of autometa's from here back.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -95,18 +96,26 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
 
 
 # -- archives ------------------------------------------------------------------
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: a crash
-    mid-write leaves any earlier file intact."""
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic_file(path: Path, mode: str):
+    """A file opened on a temporary name beside ``path`` and renamed to ``path`` once the
+    block ends without error; on any error the temporary file is removed and ``path`` is
+    left as it was."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+            yield file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: a crash
+    mid-write leaves any earlier file intact."""
+    with _atomic_file(Path(path), "w") as file:
+        file.write(text)
 
 
 def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
@@ -116,16 +125,10 @@ def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _atomic_file(path, "wb") as file:
+        torch.save(payload, file)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def read_payload(path: str | os.PathLike, map_location, *, format: str, version: int, kind: str,
