@@ -44,7 +44,7 @@ RESULTS = "results.json"  # in ``out``: the settings and per-run errors of the l
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
-        distortion: str = "affine", loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
+        distortion: str = "shear", loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings`` and ``views`` (test-time choices of

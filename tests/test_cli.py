@@ -113,17 +113,17 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert "two-way, 2 views: mean error" in out.split("over 2 folds")[1]
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
     out = capsys.readouterr().out
-    assert "no validation, final model" in out and "affine distortions" in out
-    lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], distortion="shear", loss="nca")
-    assert "shear distortions, nca loss" in capsys.readouterr().out
-    assert MetaLearner.load(tmp_path / "shear" / "fold1" / "model.pt").loss == "nca"
+    assert "no validation, final model" in out and "shear distortions" in out  # ProtoNet's recipe
+    lake_cv.run(ZIPS, tmp_path / "affine", folds=folds[:1], steps=2, views=[1], distortion="affine", loss="nca")
+    assert "affine distortions, nca loss" in capsys.readouterr().out
+    assert MetaLearner.load(tmp_path / "affine" / "fold1" / "model.pt").loss == "nca"
     # a training choice against another, run by run, through results.json
     lake_cv.run(ZIPS, tmp_path / "one", folds=folds[:1], steps=2, views=[1])
     plain = json.loads((tmp_path / "one" / "results.json").read_text())
-    assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "affine", "loss": "prototypes"}
+    assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "shear", "loss": "prototypes"}
     capsys.readouterr()
-    compared = lake_cv.run(ZIPS, tmp_path / "shear", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
-    out = capsys.readouterr().out.split(f"against {tmp_path / 'one'} (2 steps, affine distortions, prototypes loss)")[1]
+    compared = lake_cv.run(ZIPS, tmp_path / "affine", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
+    out = capsys.readouterr().out.split(f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss)")[1]
     difference = np.subtract(compared["variants"]["nearest, 1 view"]["run_errors"],
                              plain["variants"]["nearest, 1 view"]["run_errors"])
     assert f"nearest, 1 view: {100 * difference.mean():+.1f} +- " in out
@@ -144,10 +144,10 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert "--scoring: unknown scoring 'hungarian'" in capsys.readouterr().err
     calls = []
     monkeypatch.setattr(lake_cv, "run", lambda *args, **kwargs: calls.append(kwargs))
-    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--distortion", "shear", "--device", "cpu"]) in (None, 0)
-    assert calls[0]["distortion"] == "shear" and calls[0]["loss"] == "prototypes"
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--distortion", "affine", "--device", "cpu"]) in (None, 0)
+    assert calls[0]["distortion"] == "affine" and calls[0]["loss"] == "prototypes"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--loss", "nca", "--device", "cpu"]) in (None, 0)
-    assert calls[1]["loss"] == "nca" and calls[1]["against"] is None
+    assert calls[1]["loss"] == "nca" and calls[1]["against"] is None and calls[1]["distortion"] == "shear"
 
 
 @needs_omniglot

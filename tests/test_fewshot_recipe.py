@@ -88,8 +88,11 @@ def test_default_distortion_is_the_affine_one_and_shear_adds_its_own_draws():
         fewshot.AugmentedEpisodes(None, distortion="elastic")
     with pytest.raises(ValueError, match="unknown distortion 'elastic'"):
         fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=1, distortion="elastic")
-    _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, distortion="shear")
-    assert summary["distortion"] == "shear" and summary["steps"] == 2
+    _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, distortion="affine")
+    assert summary["distortion"] == "affine" and summary["steps"] == 2
+    # without a choice, the algorithm's recipe: shear for ProtoNet, affine for the others
+    assert fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=1)[1]["distortion"] == "shear"
+    assert fewshot.train(tiny_dataset(), "matching", n_way=5, steps=1)[1]["distortion"] == "affine"
     _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, augmentation=False)
     assert summary["distortion"] is None
 

@@ -37,6 +37,7 @@ class Recipe:
     meta_batch: int
     lr: float
     outer: str = "adam"  # the outer optimiser: "adam", or "sgd" (Reptile's interpolation step)
+    distortion: str = "affine"  # the training images' random distortions, a name of DISTORTIONS
     # the recipe's own learner hyperparameters; the others are the registry's
     # defaults (autometa.meta.registry)
     learner: dict = field(default_factory=dict)
@@ -47,7 +48,8 @@ MAML_INNER_LOOP = {"inner_lr": 0.1, "inner_steps": 3}
 # Metric learners train on more ways than they are tested on (Snell et al.
 # 2017); gradient-based ones need the test's ways, fixed by their output layer.
 RECIPES = {
-    "protonet": Recipe(n_way=60, n_query=5, meta_batch=1, lr=1e-3),
+    # shear distortions: -2.0 points of cross-validated Lake error (BENCHMARKS.md)
+    "protonet": Recipe(n_way=60, n_query=5, meta_batch=1, lr=1e-3, distortion="shear"),
     "matching": Recipe(n_way=20, n_query=5, meta_batch=2, lr=1e-3),
     "maml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3, learner=MAML_INNER_LOOP),
     "fomaml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3, learner=MAML_INNER_LOOP),
@@ -222,7 +224,7 @@ def train(
     device: str | torch.device = "cpu",
     seed: int = 0,
     augmentation: bool = True,
-    distortion: str = "affine",
+    distortion: str | None = None,
     verbose: bool = False,
     distributed: bool = False,
     meta_batch: int | None = None,
@@ -244,7 +246,8 @@ def train(
     meta-step; a distributed run needs at least one per process.
     ``learner_options`` go to :func:`build_learner` (e.g. ``{"fce": True}``).
     ``distortion`` names the random distortions of ``augmentation``
-    (:data:`DISTORTIONS`).
+    (:data:`DISTORTIONS`; default: the recipe's, ``"shear"`` for ProtoNet
+    and ``"affine"`` for the others).
 
     ``distributed=True`` trains as one rank of a ``torchrun`` launch (see
     :mod:`autometa.meta.distributed`): call it on every rank with the same
@@ -254,7 +257,7 @@ def train(
     if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     recipe = RECIPES[algorithm]
-    _check_distortion(distortion)
+    distortion = _check_distortion(distortion or recipe.distortion)
     n_way = n_way or recipe.n_way
     if steps is None and time_budget is None:
         time_budget = TIME_BUDGET

@@ -91,7 +91,7 @@ def register(commands) -> None:
     lake.add_argument("--no-validation", action="store_true",
                       help="train each fold's model on all its alphabets and keep the final model, as `fewshot "
                            "train --no-validation`")
-    lake.add_argument("--distortion", choices=DISTORTIONS, default="affine",
+    lake.add_argument("--distortion", choices=DISTORTIONS, default="shear",
                       help="training distortions, as `fewshot train --distortion` (default: %(default)s)")
     lake.add_argument("--loss", choices=LOSSES, default="prototypes", help=LOSS_HELP + " (default: %(default)s)")
     lake.add_argument("--against",

@@ -49,9 +49,10 @@ def register(commands) -> None:
     train.add_argument("--image-size", type=positive_int, default=28)
     train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
     train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
-    train.add_argument("--distortion", choices=DISTORTIONS, default="affine",
+    train.add_argument("--distortion", choices=DISTORTIONS,
                        help="the random distortions of training images: affine (rotation, scale, shift) or shear "
-                            "(also a shear and a scale per axis, as Koch et al. 2015) (default: %(default)s)")
+                            "(also a shear and a scale per axis, as Koch et al. 2015) (default: the algorithm's "
+                            "recipe, shear for protonet and affine for the others)")
     train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
