@@ -44,7 +44,7 @@ RESULTS = "results.json"  # in ``out``: the settings and per-run errors of the l
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
-        distortion: str = "shear", loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
+        distortion: str | None = None, loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings`` and ``views`` (test-time choices of
@@ -54,7 +54,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     every alphabet of the fold's training part and keeps the final model
     (``fewshot train --no-validation``); otherwise the recipe holds its
     default alphabet out to pick the best checkpoint. ``distortion`` names
-    the training distortions (``fewshot train --distortion``), ``loss`` the
+    the training distortions (``fewshot train --distortion``; default:
+    ProtoNet's recipe's), ``loss`` the
     ProtoNet's training loss (``fewshot train --loss``). ``against`` is
     another run's ``out`` folder, with the same folds and seed: every scoring
     both runs have is also compared with its errors there, run by run.
@@ -74,6 +75,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     )
     from autometa.meta import MetaLearner
 
+    distortion = distortion or omniglot_recipe.RECIPES["protonet"].distortion
     out = Path(out).expanduser()
     reference_run = _read_against(against, folds, seed) if against is not None else None
     out.mkdir(parents=True, exist_ok=True)

@@ -182,3 +182,4 @@ def test_the_command_line_offers_the_recipes_scorings():
 
     assert command.SCORINGS == fewshot.SCORINGS and command.TRAIN_SECONDS == fewshot.TIME_BUDGET
     assert command.DISTORTIONS == tuple(fewshot.DISTORTIONS) and command.LOSSES == protonet.LOSSES
+    assert command.PROTONET_DISTORTION == fewshot.RECIPES["protonet"].distortion

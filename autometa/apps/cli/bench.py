@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from autometa.apps.cli.fewshot import DISTORTIONS, EVAL_VIEWS, LOSS_HELP, LOSSES, SCORINGS, TRAIN_SECONDS
+from autometa.apps.cli.fewshot import (DISTORTIONS, EVAL_VIEWS, LOSS_HELP, LOSSES, PROTONET_DISTORTION, SCORINGS,
+                                       TRAIN_SECONDS)
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list, device,
                                        non_negative_int, omniglot_sources)
 
@@ -91,8 +92,9 @@ def register(commands) -> None:
     lake.add_argument("--no-validation", action="store_true",
                       help="train each fold's model on all its alphabets and keep the final model, as `fewshot "
                            "train --no-validation`")
-    lake.add_argument("--distortion", choices=DISTORTIONS, default="shear",
-                      help="training distortions, as `fewshot train --distortion` (default: %(default)s)")
+    lake.add_argument("--distortion", choices=DISTORTIONS, default=PROTONET_DISTORTION,
+                      help="training distortions, as `fewshot train --distortion` (default: ProtoNet's recipe, "
+                           "%(default)s)")
     lake.add_argument("--loss", choices=LOSSES, default="prototypes", help=LOSS_HELP + " (default: %(default)s)")
     lake.add_argument("--against",
                       help="the --out folder of an earlier lake-cv run with the same folds and --seed: each scoring "

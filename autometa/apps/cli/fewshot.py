@@ -13,6 +13,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
 DISTORTIONS = ("affine", "shear")  # the names of omniglot_recipe.DISTORTIONS, likewise
+PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
 LOSSES = ("prototypes", "nca")  # autometa.meta.protonet.LOSSES, likewise
 LOSS_HELP = ("ProtoNet's training loss: prototypes (queries against the support set's class means, the paper's) or "
              "nca (every image of an episode against all the others); both classify by prototypes")
@@ -52,7 +53,7 @@ def register(commands) -> None:
     train.add_argument("--distortion", choices=DISTORTIONS,
                        help="the random distortions of training images: affine (rotation, scale, shift) or shear "
                             "(also a shear and a scale per axis, as Koch et al. 2015) (default: the algorithm's "
-                            "recipe, shear for protonet and affine for the others)")
+                            f"recipe, {PROTONET_DISTORTION} for protonet and affine for the others)")
     train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
