@@ -66,7 +66,7 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     torch.testing.assert_close(identity, images, atol=1e-5, rtol=0)
 
 
-def test_default_distortion_is_the_affine_one_and_shear_adds_its_own_draws():
+def test_default_distortion_is_the_affine_one_and_shear_and_elastic_add_their_own_draws():
     images = torch.rand(6, 1, 16, 16)
     affine = fewshot.augment(images, torch.Generator().manual_seed(0), **fewshot.DISTORTIONS["affine"])
     assert torch.equal(affine, fewshot.augment(images, torch.Generator().manual_seed(0)))
@@ -84,10 +84,18 @@ def test_default_distortion_is_the_affine_one_and_shear_adds_its_own_draws():
     identity = fewshot.augment(images, torch.Generator(), max_degrees=0, max_shift=0, max_scale=0, max_shear=0,
                                per_axis=True)
     torch.testing.assert_close(identity, images, atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="unknown distortion 'elastic'"):
-        fewshot.AugmentedEpisodes(None, distortion="elastic")
-    with pytest.raises(ValueError, match="unknown distortion 'elastic'"):
-        fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=1, distortion="elastic")
+    elastic = fewshot.augment(images, torch.Generator().manual_seed(0), **fewshot.DISTORTIONS["elastic"])
+    assert torch.equal(elastic, fewshot.augment(images, torch.Generator().manual_seed(0),
+                                                **fewshot.DISTORTIONS["elastic"]))
+    assert not torch.allclose(elastic, sheared) and elastic.min() >= 0 and elastic.max() <= 1
+    # the elastic field is drawn after the shear's draws: a vanishing one leaves the shear's image
+    settings = dict(fewshot.DISTORTIONS["elastic"], elastic=1e-7)
+    torch.testing.assert_close(fewshot.augment(images, torch.Generator().manual_seed(0), **settings), sheared,
+                               atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown distortion 'wobble'"):
+        fewshot.AugmentedEpisodes(None, distortion="wobble")
+    with pytest.raises(ValueError, match="unknown distortion 'wobble'"):
+        fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=1, distortion="wobble")
     _, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, distortion="affine")
     assert summary["distortion"] == "affine" and summary["steps"] == 2
     # without a choice, the algorithm's recipe: shear for ProtoNet, affine for the others

@@ -71,22 +71,31 @@ def build_learner(algorithm: str, n_way: int, image_size: int = 28, **options) -
     return registry.build(algorithm, backbone, **{**RECIPES[algorithm].learner, **options})
 
 
-# The random affine distortions of training images, by name: "affine" rotates,
+# The random distortions of training images, by name: "affine" rotates,
 # scales and shifts; "shear" adds Koch et al.'s (2015) siamese-network
-# distortions: a shear and a scale per axis (0.8 to 1.2).
+# distortions: a shear and a scale per axis (0.8 to 1.2); "elastic" adds to
+# "shear" a smooth random displacement of every pixel (Simard et al. 2003),
+# about a pixel and a half at 28 x 28, varying over a third of the image.
 DISTORTIONS = {
     "affine": {"max_degrees": 10.0, "max_shift": 0.1, "max_scale": 0.1},
     "shear": {"max_degrees": 10.0, "max_shift": 0.1, "max_scale": 0.2, "max_shear": 0.3, "per_axis": True},
+    "elastic": {"max_degrees": 10.0, "max_shift": 0.1, "max_scale": 0.2, "max_shear": 0.3, "per_axis": True,
+                "elastic": 0.05},
 }
+#: The control points per side of the elastic displacement field.
+ELASTIC_GRID = 4
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
             max_shift: float = 0.1, max_scale: float = 0.1, max_shear: float = 0.0,
-            per_axis: bool = False) -> torch.Tensor:
+            per_axis: bool = False, elastic: float = 0.0) -> torch.Tensor:
     """A random affine distortion of each image of ``(M, C, H, W)``: rotation,
     scaling and shift (as a fraction of the side), zero (paper) outside;
-    with ``max_shear`` also a shear along each axis, and with ``per_axis``
-    a scale drawn for each axis."""
+    with ``max_shear`` also a shear along each axis, with ``per_axis``
+    a scale drawn for each axis, and with ``elastic`` a smooth displacement
+    of every sampling point: normal with standard deviation ``elastic`` (a
+    fraction of the side) at ``ELASTIC_GRID`` x ``ELASTIC_GRID`` control
+    points, interpolated bicubically in between."""
     m = images.shape[0]
     u = torch.rand(m, 4, generator=generator, device="cpu").to(images.device) * 2 - 1
     angle = u[:, 0] * math.radians(max_degrees)
@@ -105,6 +114,11 @@ def augment(images: torch.Tensor, generator: torch.Generator, max_degrees: float
                               torch.stack([sin / scale, cos / scale], 1)], 1)
     theta = torch.cat([linear, shift.unsqueeze(-1)], 2)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    if elastic:
+        control = torch.randn(m, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator, device="cpu")
+        field = F.interpolate(control.to(images.device, images.dtype), size=images.shape[-2:], mode="bicubic",
+                              align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1) * (2 * elastic)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 

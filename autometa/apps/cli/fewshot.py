@@ -12,7 +12,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
-DISTORTIONS = ("affine", "shear")  # the names of omniglot_recipe.DISTORTIONS, likewise
+DISTORTIONS = ("affine", "shear", "elastic")  # the names of omniglot_recipe.DISTORTIONS, likewise
 PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
 LOSSES = ("prototypes", "nca")  # autometa.meta.protonet.LOSSES, likewise
 LOSS_HELP = ("ProtoNet's training loss: prototypes (queries against the support set's class means, the paper's) or "
@@ -51,8 +51,9 @@ def register(commands) -> None:
     train.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as new classes")
     train.add_argument("--no-augment", action="store_true", help="no random affine distortions")
     train.add_argument("--distortion", choices=DISTORTIONS,
-                       help="the random distortions of training images: affine (rotation, scale, shift) or shear "
-                            "(also a shear and a scale per axis, as Koch et al. 2015) (default: the algorithm's "
+                       help="the random distortions of training images: affine (rotation, scale, shift), shear "
+                            "(also a shear and a scale per axis, as Koch et al. 2015) or elastic (also a smooth "
+                            "displacement of every pixel, as Simard et al. 2003) (default: the algorithm's "
                             f"recipe, {PROTONET_DISTORTION} for protonet and affine for the others)")
     train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
