@@ -12,11 +12,13 @@ pytest.importorskip("pmlb", reason="pmlb is an optional extra: pip install 'auto
 from tests.test_tabular_benchmark import fake_cache  # noqa: F401  (the fixture)
 
 
-def test_digits_splits_are_five_meta_and_five_new_classes():
+def test_digits_splits_are_five_meta_and_five_new_classes(fake_cache):  # noqa: F811
     Xm, ym, _, yn = bench.load("digits:even")
     assert set(ym) == {0, 2, 4, 6, 8} and set(yn) == {1, 3, 5, 7, 9}
     assert Xm.max() <= 1.0
-    assert bench.heldout_datasets(None)[:4] == ["digits:lo", "digits:hi", "digits:even", "digits:odd"]
+    # the fake cache's only classification set has 12 classes: design group, not held out
+    assert bench.heldout_datasets(fake_cache) == ["digits:lo", "digits:hi", "digits:even", "digits:odd"]
+    assert bench.design_datasets(fake_cache) == ["blobs"]
 
 
 def test_episodes_are_seeded_and_the_same_for_every_method():
