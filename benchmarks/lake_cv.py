@@ -44,11 +44,14 @@ RESULTS = "results.json"  # in ``out``: the settings and per-run errors of the l
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
-        distortion: str | None = None, loss: str = "prototypes", against=None, verbose: bool = False) -> dict:
+        distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
+        fine_tune_lr: float = 1e-4, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
-    Every combination of ``scorings`` and ``views`` (test-time choices of
-    :class:`~autometa.apps.omniglot_recipe.LearnerClassifier`) is scored on
+    Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
+    (test-time choices of
+    :class:`~autometa.apps.omniglot_recipe.LearnerClassifier`, fine-tuning
+    at rate ``fine_tune_lr``) is scored on
     the same models and runs; the first combination is the reference that
     the others are compared with, run by run. ``validation=False`` trains on
     every alphabet of the fold's training part and keeps the final model
@@ -85,7 +88,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         unknown = [a for a in fold if a not in names]
         if unknown:
             raise ValueError(f"fold {fold}: unknown alphabet {unknown[0]!r}; valid: {', '.join(sorted(names))}")
-    variants = {f"{scoring}, {n} view{'s' * (n > 1)}": (scoring, n) for scoring in scorings for n in views}
+    variants = {f"{scoring}, {n} view{'s' * (n > 1)}" + (f", fine-tuned {steps_} step{'s' * (steps_ > 1)}" if steps_ else ""):
+                (scoring, n, steps_) for scoring in scorings for n in views for steps_ in fine_tune_steps}
     limits = [f"{steps} steps"] if steps else []
     if time_budget or not steps:
         limits.append(f"{time_budget or omniglot_recipe.TIME_BUDGET:.0f} s budget")
@@ -93,7 +97,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
           f"{loss} loss, seed {seed}), "
-          f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}")
+          f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}"
+          + (f" (fine-tuning rate {fine_tune_lr:g})" if any(fine_tune_steps) else ""))
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
     results = {label: {"fold_errors": [], "run_errors": []} for label in variants}
     pixel_errors = []
@@ -123,8 +128,9 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         pixel = score_lake(pixel_distances, runs)
         pixel_errors.append(pixel.mean_error)
         print(f"fold {index} ({', '.join(fold)}): pixel 1-NN {100 * pixel.mean_error:.1f}%; {note}")
-        for label, (scoring, n) in variants.items():
-            classifier = omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=n)
+        for label, (scoring, n, tune) in variants.items():
+            classifier = omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=n,
+                                                           fine_tune_steps=tune, fine_tune_lr=fine_tune_lr)
             result = score_lake(classifier, runs)
             errors = list(result.per_run_error.values())
             results[label]["fold_errors"].append(result.mean_error)

@@ -86,7 +86,7 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
                  "--loss", "nca"]) == 0
     assert model.exists() and "distortion: shear" in capsys.readouterr().out
     assert MetaLearner.load(model).loss == "nca"
-    for options in ([], ["--scoring", "two-way", "--views", "3"]):
+    for options in ([], ["--scoring", "two-way", "--views", "3"], ["--fine-tune-steps", "2", "--fine-tune-lr", "1e-3"]):
         assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu",
                      *options]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
@@ -111,6 +111,10 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert list(again["variants"]) == ["nearest, 1 view", "nearest, 2 views", "two-way, 1 view", "two-way, 2 views"]
     assert again["variants"]["nearest, 1 view"]["run_errors"] == errors  # the same models, runs and scoring
     assert "two-way, 2 views: mean error" in out.split("over 2 folds")[1]
+    tuned = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, views=[1], fine_tune_steps=[0, 1])
+    assert list(tuned["variants"]) == ["nearest, 1 view", "nearest, 1 view, fine-tuned 1 step"]
+    assert tuned["variants"]["nearest, 1 view"]["run_errors"] == errors
+    assert "fine-tuning rate 0.0001" in capsys.readouterr().out
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
     out = capsys.readouterr().out
     assert "no validation, final model" in out and "shear distortions" in out  # ProtoNet's recipe
@@ -148,6 +152,13 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert calls[0]["distortion"] == "affine" and calls[0]["loss"] == "prototypes"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--loss", "nca", "--device", "cpu"]) in (None, 0)
     assert calls[1]["loss"] == "nca" and calls[1]["against"] is None and calls[1]["distortion"] == "shear"
+    assert calls[1]["fine_tune_steps"] == [0] and calls[1]["fine_tune_lr"] == 1e-4
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "0,20", "--fine-tune-lr", "3e-4",
+                 "--device", "cpu"]) in (None, 0)
+    assert calls[2]["fine_tune_steps"] == [0, 20] and calls[2]["fine_tune_lr"] == 3e-4
+    with pytest.raises(SystemExit):
+        main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "-1"])
+    assert "expected comma-separated non-negative integers, got '-1'" in capsys.readouterr().err
 
 
 @needs_omniglot

@@ -11,6 +11,7 @@ alphabet picks the best checkpoint.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 from autometa._common import mean_ci
 from autometa.meta import MetaLearner, Validation, meta_train, registry
+from autometa.meta.base import evaluation_mode
 from autometa.tasks import EpisodeSampler, TaskBatch
 
 ALGORITHMS = registry.ALGORITHMS
@@ -167,6 +169,44 @@ def pixel_nearest_neighbour_accuracy(sampler: EpisodeSampler, n_episodes: int = 
 
 
 SCORINGS = ("nearest", "two-way")
+# Test-time fine-tuning (LearnerClassifier's fine_tune_steps): queries per
+# training image and step, and the distortions that make them
+FINE_TUNE_QUERIES = 4
+FINE_TUNE_DISTORTION = "shear"
+FINE_TUNE_LR = 1e-4
+
+
+def fine_tune(learner: MetaLearner, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+              generator: torch.Generator, n_query: int = FINE_TUNE_QUERIES,
+              distortion: str = FINE_TUNE_DISTORTION) -> MetaLearner:
+    """A copy of the metric learner ``learner`` trained further on one task's
+    labelled images ``x`` ``(S, C, H, W)``, ``y`` ``(S,)`` (codes ``0 .. n - 1``).
+
+    Each of ``steps`` Adam steps (rate ``lr``) is one episode made of the
+    task's images alone: a random distortion (``DISTORTIONS[distortion]``) of
+    every image is the support set and ``n_query`` other distortions of each
+    are the queries, scored by the learner's own meta-training loss. Batch
+    norm keeps its running statistics (evaluation mode), so the few images do
+    not shift them. ``learner`` itself is left unchanged.
+    """
+    _check_metric(learner)
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    settings = DISTORTIONS[_check_distortion(distortion)]
+    tuned = copy.deepcopy(learner)
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=lr)
+    query_y = y.repeat(n_query)
+    with evaluation_mode(tuned):
+        for _ in range(int(steps)):
+            support = augment(x, generator, **settings)
+            query = augment(x.repeat(n_query, 1, 1, 1), generator, **settings)
+            loss, _ = tuned.query_loss(TaskBatch(support[None], y[None], query[None], query_y[None]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return tuned.eval()
 
 
 class LearnerClassifier:
@@ -190,19 +230,34 @@ class LearnerClassifier:
         random affine distortions (:func:`augment`, the ``"affine"`` training
         distortions, drawn from ``seed``); the learner adapts to every view of
         the training images and a query's logits are averaged over its views.
+    fine_tune_steps : int, default=0
+        With a positive number, ``fit`` first trains a copy of a metric
+        learner's embedding on the training images alone for that many steps
+        (:func:`fine_tune`): it learns to tell these classes apart under
+        random distortions. It uses no query, so it is not transductive.
+    fine_tune_lr : float, default=1e-4
+        Adam's learning rate for ``fine_tune_steps``.
     seed : int, default=0
     """
 
     def __init__(self, learner: MetaLearner, device: str | torch.device = "cpu", scoring: str = "nearest",
-                 views: int = 1, seed: int = 0):
+                 views: int = 1, fine_tune_steps: int = 0, fine_tune_lr: float = FINE_TUNE_LR, seed: int = 0):
         if scoring not in SCORINGS:
             raise ValueError(f"unknown scoring {scoring!r}; expected one of {', '.join(SCORINGS)}")
         if int(views) != views or views < 1:
             raise ValueError(f"views must be a positive integer, got {views!r}")
+        if int(fine_tune_steps) != fine_tune_steps or fine_tune_steps < 0:
+            raise ValueError(f"fine_tune_steps must be a non-negative integer, got {fine_tune_steps!r}")
+        if fine_tune_steps:
+            _check_metric(learner)
+        if not fine_tune_lr > 0:
+            raise ValueError(f"fine_tune_lr must be positive, got {fine_tune_lr!r}")
         self.learner = learner.eval()
         self.device = torch.device(device)
         self.scoring = scoring
         self.views = int(views)
+        self.fine_tune_steps = int(fine_tune_steps)
+        self.fine_tune_lr = fine_tune_lr
         self.seed = seed
 
     def _views(self, X: np.ndarray, generator: torch.Generator) -> torch.Tensor:
@@ -212,9 +267,14 @@ class LearnerClassifier:
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LearnerClassifier":
         self.classes_, codes = np.unique(y, return_inverse=True)
+        labels = torch.as_tensor(codes, device=self.device)
+        learner = self.learner
+        if self.fine_tune_steps:
+            images = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
+            learner = fine_tune(learner, images, labels, self.fine_tune_steps, self.fine_tune_lr,
+                                torch.Generator().manual_seed(self.seed + 2))
         x = self._views(X, torch.Generator().manual_seed(self.seed))
-        labels = torch.as_tensor(codes, device=self.device).repeat(self.views)
-        self.predictor_ = self.learner.adapt(x.flatten(0, 1), labels)
+        self.predictor_ = learner.adapt(x.flatten(0, 1), labels.repeat(self.views))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -317,6 +377,13 @@ def train(
         "best_step": callbacks[0].best_step if callbacks else None,
     }
     return learner, summary
+
+
+def _check_metric(learner: MetaLearner) -> None:
+    metric = tuple(registry.learner_class(name) for name in registry.METRIC_BASED)
+    if not isinstance(learner, metric):
+        raise ValueError(f"fine-tuning needs a metric learner ({', '.join(c.__name__ for c in metric)}), got "
+                         f"{type(learner).__name__}; gradient-based learners fine-tune in adapt already")
 
 
 def _check_distortion(name: str) -> str:

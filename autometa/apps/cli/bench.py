@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from autometa.apps.cli.fewshot import (DISTORTIONS, EVAL_VIEWS, LOSS_HELP, LOSSES, PROTONET_DISTORTION, SCORINGS,
-                                       TRAIN_SECONDS)
-from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list, device,
-                                       non_negative_int, omniglot_sources)
+from autometa.apps.cli.fewshot import (DISTORTIONS, EVAL_VIEWS, FINE_TUNE_LR, LOSS_HELP, LOSSES, PROTONET_DISTORTION,
+                                       SCORINGS, TRAIN_SECONDS)
+from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list,
+                                       comma_non_negative_ints, device, non_negative_int, omniglot_sources, positive_float)
 
 
 def register(commands) -> None:
@@ -102,6 +102,11 @@ def register(commands) -> None:
     lake.add_argument("--views", type=comma_ints, default=str(EVAL_VIEWS),
                       help="comma-separated test-time augmentations, as `fewshot eval-lake --views`, each combined "
                            "with each --scoring; the first combination is the reference (default: %(default)s)")
+    lake.add_argument("--fine-tune-steps", type=comma_non_negative_ints, default="0",
+                      help="comma-separated test-time fine-tuning steps, as `fewshot eval-lake --fine-tune-steps`, "
+                           "each combined with each --scoring and --views; 0 for none (default: %(default)s)")
+    lake.add_argument("--fine-tune-lr", type=positive_float, default=FINE_TUNE_LR,
+                      help="the fine-tuning's learning rate (default: %(default)s)")
     lake.add_argument("--device", default="auto", help=DEVICE_HELP)
     lake.add_argument("--seed", type=non_negative_int, default=0)
     lake.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -243,8 +248,8 @@ def lake_cv(args) -> None:
         raise UserError(f"--scoring: unknown scoring {unknown[0]!r}; expected {', '.join(SCORINGS)}")
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
-        distortion=args.distortion, loss=args.loss, against=args.against,
-        verbose=not args.quiet and sys.stderr.isatty())
+        distortion=args.distortion, loss=args.loss, against=args.against, fine_tune_steps=args.fine_tune_steps,
+        fine_tune_lr=args.fine_tune_lr, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark

@@ -19,6 +19,10 @@ LOSS_HELP = ("ProtoNet's training loss: prototypes (queries against the support 
              "nca (every image of an episode against all the others); both classify by prototypes")
 TRAIN_SECONDS = 900.0  # omniglot_recipe.TIME_BUDGET, the budget without --steps (for the help)
 EVAL_VIEWS = 8  # eval-lake's test-time augmentation (and bench lake-cv's)
+FINE_TUNE_LR = 1e-4  # LearnerClassifier's fine_tune_lr default, likewise
+FINE_TUNE_HELP = ("test-time fine-tuning: before classifying, train a copy of the model on the run's 20 training "
+                  "images alone for this many steps (each image its own class, random distortions as queries; "
+                  "uses no test image); 0 for none")
 
 
 def register(commands) -> None:
@@ -74,6 +78,10 @@ def register(commands) -> None:
     lake.add_argument("--views", type=positive_int, default=EVAL_VIEWS,
                       help="test-time augmentation: each image and VIEWS - 1 random distortions of it, logits "
                            "averaged over a query's views; 1 for none (default: %(default)s)")
+    lake.add_argument("--fine-tune-steps", type=non_negative_int, default=0,
+                      help=FINE_TUNE_HELP + " (default: %(default)s)")
+    lake.add_argument("--fine-tune-lr", type=positive_float, default=FINE_TUNE_LR,
+                      help="the fine-tuning's Adam learning rate (default: %(default)s)")
     lake.add_argument("--device", default="auto")
     lake.set_defaults(func=run_eval_lake)
 
@@ -161,7 +169,10 @@ def run_eval_lake(args) -> None:
         runs = load_lake_runs(args.runs, image_size=image_size)
     baseline = score_lake(pixel_distances, runs)
     print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
-    print(score_lake(LearnerClassifier(learner, resolved, scoring=args.scoring, views=args.views), runs).format())
+    with as_user_error(ValueError):
+        classifier = LearnerClassifier(learner, resolved, scoring=args.scoring, views=args.views,
+                                       fine_tune_steps=args.fine_tune_steps, fine_tune_lr=args.fine_tune_lr)
+    print(score_lake(classifier, runs).format())
 
 
 def run_make_lake_runs(args) -> None:

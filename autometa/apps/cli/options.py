@@ -78,15 +78,21 @@ def comma_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-def comma_ints(text: str) -> list[int]:
+def comma_ints(text: str, minimum: int = 1) -> list[int]:
     """An argparse type: comma-separated positive integers, such as ``5,10``."""
     try:
         values = [int(item) for item in comma_list(text)]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    if not values or min(values) < minimum:
+        kind = "positive" if minimum == 1 else f"at least {minimum}" if minimum else "non-negative"
+        raise argparse.ArgumentTypeError(f"expected comma-separated {kind} integers, got {text!r}")
     return values
+
+
+def comma_non_negative_ints(text: str) -> list[int]:
+    """An argparse type: comma-separated integers >= 0, such as ``0,20``."""
+    return comma_ints(text, minimum=0)
 
 
 # -- readers of shared options -------------------------------------------------
