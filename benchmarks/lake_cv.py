@@ -10,6 +10,11 @@ Reported: each fold's mean error, the mean over folds with its 95% Student-t
 interval over the four folds, and the mean over all 80 runs with its interval
 over runs; pixel nearest neighbour on the same runs is the baseline.
 
+Test-time choices can be tuned without the folds' test alphabets: with
+``score_on="validation"`` each fold's model is scored instead on 20 runs
+from the alphabet it held out for checkpoint selection (part of the fold's
+training side), so the test runs stay unseen until the choice is made.
+
 Models and runs are kept under ``out``; a fold whose model is already there
 is scored again instead of retrained, so test-time choices can be compared
 on the same models. Each run also writes ``out/results.json`` (settings and
@@ -40,12 +45,14 @@ FOLDS = (
     ("Early_Aramaic", "Greek"),
 )
 RESULTS = "results.json"  # in ``out``: the settings and per-run errors of the last run there
+VALIDATION_RESULTS = "validation_results.json"  # the same, for runs from the validation alphabets
+SCORE_ON = ("test", "validation")
 
 
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
-        fine_tune_lr: float = 1e-4, verbose: bool = False) -> dict:
+        fine_tune_lr: float = 1e-4, score_on: str = "test", verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
@@ -62,6 +69,10 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     ProtoNet's training loss (``fewshot train --loss``). ``against`` is
     another run's ``out`` folder, with the same folds and seed: every scoring
     both runs have is also compared with its errors there, run by run.
+    ``score_on="validation"`` scores each model on runs from its validation
+    alphabet instead of the fold's (``out/foldN/validation_runs``, seeded
+    ``seed + 100 + N``; results in ``out/validation_results.json``); it needs
+    models trained with validation.
 
     Returns ``{"pixel_errors": [per fold], "variants": {label: {"fold_errors":
     [per fold], "run_errors": [per run]}}}``, labels such as ``"nearest, 8 views"``.
@@ -78,9 +89,15 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     )
     from autometa.meta import MetaLearner
 
+    if score_on not in SCORE_ON:
+        raise ValueError(f"score_on must be one of {', '.join(SCORE_ON)}, got {score_on!r}")
+    if score_on == "validation" and not validation:
+        raise ValueError("scoring on the validation alphabets needs models trained with validation; "
+                         "drop --no-validation")
+    results_name = RESULTS if score_on == "test" else VALIDATION_RESULTS
     distortion = distortion or omniglot_recipe.RECIPES["protonet"].distortion
     out = Path(out).expanduser()
-    reference_run = _read_against(against, folds, seed) if against is not None else None
+    reference_run = _read_against(against, folds, seed, results_name) if against is not None else None
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_omniglot(sources, rotations=True)
     names = set(dataset.alphabet_names)
@@ -88,30 +105,36 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         unknown = [a for a in fold if a not in names]
         if unknown:
             raise ValueError(f"fold {fold}: unknown alphabet {unknown[0]!r}; valid: {', '.join(sorted(names))}")
-    variants = {f"{scoring}, {n} view{'s' * (n > 1)}" + (f", fine-tuned {steps_} step{'s' * (steps_ > 1)}" if steps_ else ""):
-                (scoring, n, steps_) for scoring in scorings for n in views for steps_ in fine_tune_steps}
+    variants = {_label(scoring, n, tune): (scoring, n, tune)
+                for scoring in scorings for n in views for tune in fine_tune_steps}
     limits = [f"{steps} steps"] if steps else []
     if time_budget or not steps:
         limits.append(f"{time_budget or omniglot_recipe.TIME_BUDGET:.0f} s budget")
     budget = ", ".join(limits)
+    source = "the fold's alphabets" if score_on == "test" else "the alphabet its model validated on"
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
           f"{loss} loss, seed {seed}), "
-          f"20 runs of 20-way one-shot from the fold's alphabets; scored as: {'; '.join(variants)}"
+          f"20 runs of 20-way one-shot from {source}; scored as: {'; '.join(variants)}"
           + (f" (fine-tuning rate {fine_tune_lr:g})" if any(fine_tune_steps) else ""))
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
     results = {label: {"fold_errors": [], "run_errors": []} for label in variants}
     pixel_errors = []
     for index, fold in enumerate(folds, start=1):
         fold_dir = out / f"fold{index}"
-        runs_dir, model_path = fold_dir / "runs", fold_dir / "model.pt"
+        model_path = fold_dir / "model.pt"
+        train_set = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in fold])
+        if score_on == "test":
+            runs_dir, run_alphabets, run_seed = fold_dir / "runs", list(fold), seed + index
+        else:
+            run_alphabets = omniglot_recipe.default_val_alphabets(train_set)
+            runs_dir, run_seed = fold_dir / "validation_runs", seed + 100 + index
         if not runs_dir.is_dir():
-            make_lake_runs(sources, runs_dir, alphabets=list(fold), seed=seed + index)
+            make_lake_runs(sources, runs_dir, alphabets=run_alphabets, seed=run_seed)
         if model_path.is_file():
             learner = MetaLearner.load(model_path)
             note = f"reused {model_path}"
         else:
-            train_set = dataset.subset_alphabets([a for a in dataset.alphabet_names if a not in fold])
             start, cpu = time.perf_counter(), os.times()
             learner, summary = omniglot_recipe.train(train_set, "protonet", steps=steps, time_budget=time_budget,
                                                      device=device, seed=seed, verbose=verbose,
@@ -127,7 +150,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         runs = load_lake_runs(runs_dir, image_size=image_size)
         pixel = score_lake(pixel_distances, runs)
         pixel_errors.append(pixel.mean_error)
-        print(f"fold {index} ({', '.join(fold)}): pixel 1-NN {100 * pixel.mean_error:.1f}%; {note}")
+        scored = "" if score_on == "test" else f", scored on {', '.join(run_alphabets)}"
+        print(f"fold {index} ({', '.join(fold)}{scored}): pixel 1-NN {100 * pixel.mean_error:.1f}%; {note}")
         for label, (scoring, n, tune) in variants.items():
             classifier = omniglot_recipe.LearnerClassifier(learner, device, scoring=scoring, views=n,
                                                            fine_tune_steps=tune, fine_tune_lr=fine_tune_lr)
@@ -160,9 +184,17 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                 print(f"  {label}: {change}, {counts}")
     training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
-               "pixel_errors": pixel_errors, "variants": results}
-    atomic_write_text(out / RESULTS, json.dumps(summary, indent=1) + "\n")
+               "scored_on": score_on, "pixel_errors": pixel_errors, "variants": results}
+    atomic_write_text(out / results_name, json.dumps(summary, indent=1) + "\n")
     return {"pixel_errors": pixel_errors, "variants": results}
+
+
+def _label(scoring: str, views: int, fine_tune_steps: int) -> str:
+    """A variant's name, such as ``"nearest, 8 views, fine-tuned 20 steps"``."""
+    label = f"{scoring}, {views} view{'s' * (views > 1)}"
+    if fine_tune_steps:
+        label += f", fine-tuned {fine_tune_steps} step{'s' * (fine_tune_steps > 1)}"
+    return label
 
 
 def _paired(difference: np.ndarray) -> tuple[str, str]:
@@ -177,11 +209,12 @@ def _describe_training(training: dict) -> str:
                      + ([] if training["validation"] else ["no validation"]))
 
 
-def _read_against(folder, folds, seed: int) -> dict:
-    """The results of the run in ``folder``; a ValueError unless it used ``folds`` and ``seed`` (its runs)."""
-    path = Path(folder).expanduser() / RESULTS
+def _read_against(folder, folds, seed: int, name: str = RESULTS) -> dict:
+    """The results ``name`` of the run in ``folder``; a ValueError unless it used ``folds`` and ``seed`` (its runs)."""
+    path = Path(folder).expanduser() / name
     if not path.is_file():
-        raise ValueError(f"--against: no {RESULTS} in {path.parent}; give the --out folder of a finished lake-cv run")
+        raise ValueError(f"--against: no {name} in {path.parent}; give the --out folder of a finished lake-cv run"
+                         + ("" if name == RESULTS else " scored on the validation alphabets"))
     try:
         results = json.loads(path.read_text())
     except ValueError as error:

@@ -115,6 +115,15 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert list(tuned["variants"]) == ["nearest, 1 view", "nearest, 1 view, fine-tuned 1 step"]
     assert tuned["variants"]["nearest, 1 view"]["run_errors"] == errors
     assert "fine-tuning rate 0.0001" in capsys.readouterr().out
+    validated = lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, views=[1], score_on="validation")
+    out = capsys.readouterr().out
+    assert "scored on Sanskrit" in out and "scored on Japanese_(katakana)" in out and out.count("reused") == 2
+    assert (tmp_path / "fold1" / "validation_runs" / "run20").is_dir()
+    assert len(validated["variants"]["nearest, 1 view"]["run_errors"]) == 40
+    assert json.loads((tmp_path / "validation_results.json").read_text())["scored_on"] == "validation"
+    assert json.loads((tmp_path / "results.json").read_text())["scored_on"] == "test"  # kept apart
+    with pytest.raises(ValueError, match="needs models trained with validation"):
+        lake_cv.run(ZIPS, tmp_path, folds=folds, steps=2, validation=False, score_on="validation")
     lake_cv.run(ZIPS, tmp_path / "all", folds=folds[:1], steps=2, validation=False)
     out = capsys.readouterr().out
     assert "no validation, final model" in out and "shear distortions" in out  # ProtoNet's recipe
@@ -156,6 +165,9 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "0,20", "--fine-tune-lr", "3e-4",
                  "--device", "cpu"]) in (None, 0)
     assert calls[2]["fine_tune_steps"] == [0, 20] and calls[2]["fine_tune_lr"] == 3e-4
+    assert calls[1]["score_on"] == "test"
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--score-on", "validation", "--device", "cpu"]) in (None, 0)
+    assert calls[3]["score_on"] == "validation"
     with pytest.raises(SystemExit):
         main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "-1"])
     assert "expected comma-separated non-negative integers, got '-1'" in capsys.readouterr().err

@@ -338,8 +338,7 @@ def train(
     torch.manual_seed(seed)
     names = dataset.alphabet_names
     if val_alphabets is None:
-        sizes = [len(np.unique(dataset.labels[dataset.alphabets == a])) for a in range(len(names))]
-        val_alphabets = [names[int(np.argmax(sizes))]] if len(names) >= 3 else []
+        val_alphabets = default_val_alphabets(dataset)
     train_set = dataset.subset_alphabets([a for a in names if a not in val_alphabets])
     x = torch.from_numpy(train_set.images).unsqueeze(1)
     train_way = min(n_way, _max_way(train_set))
@@ -377,6 +376,14 @@ def train(
         "best_step": callbacks[0].best_step if callbacks else None,
     }
     return learner, summary
+
+
+def default_val_alphabets(dataset) -> list[str]:
+    """The alphabets :func:`train` holds out for checkpoint selection by
+    default: the one with the most characters, when there are three or more."""
+    names = dataset.alphabet_names
+    sizes = [len(np.unique(dataset.labels[dataset.alphabets == a])) for a in range(len(names))]
+    return [names[int(np.argmax(sizes))]] if len(names) >= 3 else []
 
 
 def _check_metric(learner: MetaLearner) -> None:

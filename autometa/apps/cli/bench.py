@@ -107,6 +107,10 @@ def register(commands) -> None:
                            "each combined with each --scoring and --views; 0 for none (default: %(default)s)")
     lake.add_argument("--fine-tune-lr", type=positive_float, default=FINE_TUNE_LR,
                       help="the fine-tuning's learning rate (default: %(default)s)")
+    lake.add_argument("--score-on", choices=("test", "validation"), default="test",
+                      help="test: the fold's own alphabets; validation: 20 runs from the alphabet each fold's model "
+                           "held out for checkpoint selection, to choose test-time settings without looking at the "
+                           "test runs (default: %(default)s)")
     lake.add_argument("--device", default="auto", help=DEVICE_HELP)
     lake.add_argument("--seed", type=non_negative_int, default=0)
     lake.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -249,7 +253,7 @@ def lake_cv(args) -> None:
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
         distortion=args.distortion, loss=args.loss, against=args.against, fine_tune_steps=args.fine_tune_steps,
-        fine_tune_lr=args.fine_tune_lr, verbose=not args.quiet and sys.stderr.isatty())
+        fine_tune_lr=args.fine_tune_lr, score_on=args.score_on, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark
