@@ -79,7 +79,7 @@ def comma_list(text: str | None) -> list[str]:
 
 
 def comma_ints(text: str, minimum: int = 1) -> list[int]:
-    """An argparse type: comma-separated positive integers, such as ``5,10``."""
+    """An argparse type: comma-separated integers of at least ``minimum`` (positive by default), such as ``5,10``."""
     try:
         values = [int(item) for item in comma_list(text)]
     except ValueError:
