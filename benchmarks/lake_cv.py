@@ -52,13 +52,13 @@ SCORE_ON = ("test", "validation")
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
-        fine_tune_lr: float = 1e-4, score_on: str = "test", verbose: bool = False) -> dict:
+        fine_tune_lr: float | None = None, score_on: str = "test", verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
     (test-time choices of
     :class:`~autometa.apps.omniglot_recipe.LearnerClassifier`, fine-tuning
-    at rate ``fine_tune_lr``) is scored on
+    at rate ``fine_tune_lr``, default the recipe's) is scored on
     the same models and runs; the first combination is the reference that
     the others are compared with, run by run. ``validation=False`` trains on
     every alphabet of the fold's training part and keeps the final model
@@ -96,6 +96,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                          "drop --no-validation")
     results_name = RESULTS if score_on == "test" else VALIDATION_RESULTS
     distortion = distortion or omniglot_recipe.RECIPES["protonet"].distortion
+    fine_tune_lr = omniglot_recipe.FINE_TUNE_LR if fine_tune_lr is None else fine_tune_lr
     out = Path(out).expanduser()
     reference_run = _read_against(against, folds, seed, results_name) if against is not None else None
     out.mkdir(parents=True, exist_ok=True)
