@@ -52,7 +52,8 @@ SCORE_ON = ("test", "validation")
 def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int | None = None, seed: int = 0,
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
-        fine_tune_lr: float | None = None, score_on: str = "test", verbose: bool = False) -> dict:
+        fine_tune_lr: float | None = None, score_on: str = "test", precision: str | None = None,
+        verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
@@ -66,7 +67,9 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     default alphabet out to pick the best checkpoint. ``distortion`` names
     the training distortions (``fewshot train --distortion``; default:
     ProtoNet's recipe's), ``loss`` the
-    ProtoNet's training loss (``fewshot train --loss``). ``against`` is
+    ProtoNet's training loss (``fewshot train --loss``), ``precision`` the
+    backbone's training precision (``fewshot train --precision``; default:
+    ProtoNet's recipe's). ``against`` is
     another run's ``out`` folder, with the same folds and seed: every scoring
     both runs have is also compared with its errors there, run by run.
     ``score_on="validation"`` scores each model on runs from its validation
@@ -96,6 +99,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                          "drop --no-validation")
     results_name = RESULTS if score_on == "test" else VALIDATION_RESULTS
     distortion = distortion or omniglot_recipe.RECIPES["protonet"].distortion
+    precision = precision or omniglot_recipe.RECIPES["protonet"].precision
     fine_tune_lr = omniglot_recipe.FINE_TUNE_LR if fine_tune_lr is None else fine_tune_lr
     out = Path(out).expanduser()
     reference_run = _read_against(against, folds, seed, results_name) if against is not None else None
@@ -115,7 +119,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     source = "the fold's alphabets" if score_on == "test" else "the alphabet its model validated on"
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
-          f"{loss} loss, seed {seed}), "
+          f"{loss} loss, {precision} precision, seed {seed}), "
           f"20 runs of 20-way one-shot from {source}; scored as: {'; '.join(variants)}"
           + (f" (fine-tuning rate {fine_tune_lr:g})" if any(fine_tune_steps) else ""))
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
@@ -140,10 +144,12 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
             learner, summary = omniglot_recipe.train(train_set, "protonet", steps=steps, time_budget=time_budget,
                                                      device=device, seed=seed, verbose=verbose,
                                                      val_alphabets=None if validation else [],
-                                                     distortion=distortion, learner_options={"loss": loss})
+                                                     distortion=distortion, learner_options={"loss": loss},
+                                                     precision=precision)
             learner.save(model_path)
             note = (f"trained {summary['steps']} steps in {time.perf_counter() - start:.0f} s "
-                    f"(user {os.times().user - cpu.user:.0f} s, sys {os.times().system - cpu.system:.0f} s), " + (
+                    f"(user {os.times().user - cpu.user:.0f} s, sys {os.times().system - cpu.system:.0f} s, "
+                    f"{summary['precision']}), " + (
                         f"validated on {', '.join(summary['val_alphabets'])}, best step {summary['best_step']}"
                         if summary["val_alphabets"] else "no validation, final model"))
         learner.to(device)
@@ -183,7 +189,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                 change, counts = _paired(np.array(result["run_errors"])
                                          - np.array(reference_run["variants"][label]["run_errors"]))
                 print(f"  {label}: {change}, {counts}")
-    training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss}
+    training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss,
+                "precision": precision}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
                "scored_on": score_on, "pixel_errors": pixel_errors, "variants": results}
     atomic_write_text(out / results_name, json.dumps(summary, indent=1) + "\n")
@@ -206,7 +213,8 @@ def _paired(difference: np.ndarray) -> tuple[str, str]:
 
 
 def _describe_training(training: dict) -> str:
-    return ", ".join([training["budget"], f"{training['distortion']} distortions", f"{training['loss']} loss"]
+    return ", ".join([training["budget"], f"{training['distortion']} distortions", f"{training['loss']} loss",
+                      f"{training.get('precision', 'float32')} precision"]  # runs before precision were float32
                      + ([] if training["validation"] else ["no validation"]))
 
 

@@ -227,10 +227,53 @@ def test_fine_tuning_on_the_support_images_alone_beats_the_untrained_embedding()
     assert np.mean(tuned) > np.mean(plain) + 0.1
 
 
+def test_precision_resolves_per_learner_and_device(monkeypatch):
+    protonet_learner = fewshot.build_learner("protonet", 5, image_size=16)
+    maml = fewshot.build_learner("maml", 5, image_size=16)
+    assert fewshot.resolve_precision("float32", protonet_learner, "cpu") is None
+    assert fewshot.resolve_precision("bfloat16", protonet_learner, "cpu") is torch.bfloat16
+    assert fewshot.resolve_precision("float32", maml, "cpu") is None
+    with pytest.raises(ValueError, match="MAML trains in float32 only"):
+        fewshot.resolve_precision("bfloat16", maml, "cpu")
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'half'"):
+        fewshot.resolve_precision("half", protonet_learner, "cpu")
+    for native in (True, False):
+        monkeypatch.setattr(fewshot, "native_bfloat16", lambda device, native=native: native)
+        assert fewshot.resolve_precision("auto", protonet_learner, "cpu") is (torch.bfloat16 if native else None)
+        assert fewshot.resolve_precision("auto", maml, "cpu") is None  # never an error
+
+
+def test_native_bfloat16_follows_the_hardware(monkeypatch):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not fewshot.native_bfloat16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert fewshot.native_bfloat16("cpu")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # older torch: the check is missing, not an error
+    assert not fewshot.native_bfloat16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert fewshot.native_bfloat16("cuda:0") is native
+    assert not fewshot.native_bfloat16("meta")
+
+
+def test_train_in_bfloat16_leaves_a_full_precision_learner():
+    learner, summary = fewshot.train(tiny_dataset(), "protonet", n_way=5, steps=2, precision="bfloat16")
+    assert summary["precision"] == "bfloat16" and learner.training_dtype is None
+    assert all(p.dtype == torch.float32 for p in learner.parameters())
+    _, summary = fewshot.train(tiny_dataset(), "matching", n_way=5, steps=1)
+    assert summary["precision"] == fewshot.RECIPES["matching"].precision
+    with pytest.raises(ValueError, match="trains in float32 only"):
+        fewshot.train(tiny_dataset(), "reptile", n_way=5, steps=1, precision="bfloat16")
+
+
 @pytest.mark.slow
-def test_train_learns_and_validates_on_a_held_out_alphabet():
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_train_learns_and_validates_on_a_held_out_alphabet(precision):
     data = tiny_dataset()
-    learner, summary = fewshot.train(data, "protonet", n_way=5, steps=60, time_budget=None, val_alphabets=["A2"])
+    learner, summary = fewshot.train(data, "protonet", n_way=5, steps=60, time_budget=None, val_alphabets=["A2"],
+                                     precision=precision)
     assert summary["steps"] == 60 and summary["val_alphabets"] == ["A2"] and summary["best_step"] > 0
     test = data.subset_alphabets(["A2"])
 
@@ -253,3 +296,5 @@ def test_the_command_line_offers_the_recipes_scorings():
     assert command.DISTORTIONS == tuple(fewshot.DISTORTIONS) and command.LOSSES == protonet.LOSSES
     assert command.PROTONET_DISTORTION == fewshot.RECIPES["protonet"].distortion
     assert command.FINE_TUNE_LR == fewshot.FINE_TUNE_LR
+    assert command.PRECISIONS == fewshot.PRECISIONS
+    assert command.PROTONET_PRECISION == fewshot.RECIPES["protonet"].precision

@@ -186,6 +186,25 @@ def test_invalid_arguments_are_errors(kwargs):
         MatchingNet(MLP(6, None, (16,)), **kwargs)
 
 
+def test_a_bfloat16_training_dtype_runs_the_backbone_in_bfloat16_only_in_training():
+    torch.manual_seed(0)
+    learner = MatchingNet({"name": "conv4", "hidden": 8, "image_size": 16}, fce=True, embedding_dim=8)
+    tasks = TaskBatch(torch.rand(2, 10, 1, 16, 16), torch.arange(5).repeat(2).repeat(2, 1),
+                      torch.rand(2, 15, 1, 16, 16), torch.arange(5).repeat(3).repeat(2, 1))
+    _, full = learner.query_loss(tasks)
+    outputs = []
+    learner.backbone.register_forward_hook(lambda module, inputs, output: outputs.append(output.dtype))
+    learner.training_dtype = torch.bfloat16
+    loss, log_probs = learner.query_loss(tasks)
+    assert set(outputs) == {torch.bfloat16} and log_probs.dtype == torch.float32
+    torch.testing.assert_close(log_probs, full, rtol=0.05, atol=0.05)
+    loss.backward()
+    assert all(p.grad.dtype == torch.float32 for p in learner.parameters())
+    outputs.clear()
+    learner.adapt(tasks.support_x[0], tasks.support_y[0])(tasks.query_x[0])
+    assert set(outputs) == {torch.float32}
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)

@@ -187,6 +187,38 @@ def test_convolutions_of_a_built_backbone_are_channels_last_with_the_same_output
         torch.testing.assert_close(grad, plain_grad, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["prototypes", "nca"])
+def test_a_bfloat16_training_dtype_runs_only_the_backbone_in_bfloat16_and_only_in_training(loss, tmp_path):
+    torch.manual_seed(0)
+    learner = ProtoNet({"name": "conv4", "hidden": 8, "image_size": 16}, loss=loss)
+    tasks = TaskBatch(torch.rand(2, 10, 1, 16, 16), torch.arange(5).repeat(2).repeat(2, 1),
+                      torch.rand(2, 15, 1, 16, 16), torch.arange(5).repeat(3).repeat(2, 1))
+    full_loss, full_logits = learner.query_loss(tasks)
+    full_grads = torch.autograd.grad(full_loss, list(learner.parameters()))
+    outputs = []
+    learner.backbone.register_forward_hook(lambda module, inputs, output: outputs.append(output.dtype))
+    learner.training_dtype = torch.bfloat16
+    loss_value, logits = learner.query_loss(tasks)
+    assert set(outputs) == {torch.bfloat16} and logits.dtype == loss_value.dtype == torch.float32
+    # bfloat16 keeps 8 bits of mantissa: the same logits and gradient direction to about a percent
+    torch.testing.assert_close(logits, full_logits, rtol=0.05, atol=0.05 * float(full_logits.detach().abs().mean()))
+    grads = torch.autograd.grad(loss_value, list(learner.parameters()))
+    assert all(g.dtype == torch.float32 for g in grads)
+    cosine = F.cosine_similarity(torch.cat([g.flatten() for g in grads]),
+                                 torch.cat([g.flatten() for g in full_grads]), dim=0)
+    assert cosine > 0.95
+    # adapting is evaluation: full precision, the same outputs as without the setting
+    outputs.clear()
+    support_x, support_y, query_x = tasks.support_x[0], tasks.support_y[0], tasks.query_x[0]
+    predicted = learner.adapt(support_x, support_y)(query_x)
+    assert set(outputs) == {torch.float32}
+    learner.training_dtype = None
+    assert torch.equal(predicted, learner.adapt(support_x, support_y)(query_x))
+    learner.training_dtype = torch.bfloat16
+    learner.save(tmp_path / "protonet.pt")  # a setting of the run: not saved
+    assert ProtoNet.load(tmp_path / "protonet.pt").training_dtype is None
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)

@@ -40,6 +40,7 @@ class Recipe:
     lr: float
     outer: str = "adam"  # the outer optimiser: "adam", or "sgd" (Reptile's interpolation step)
     distortion: str = "affine"  # the training images' random distortions, a name of DISTORTIONS
+    precision: str = "float32"  # the backbone's training precision, a name of PRECISIONS
     # the recipe's own learner hyperparameters; the others are the registry's
     # defaults (autometa.meta.registry)
     learner: dict = field(default_factory=dict)
@@ -59,6 +60,42 @@ RECIPES = {
     # the inner loop is the registry's, the paper's Omniglot one
     "reptile": Recipe(n_way=20, n_query=5, meta_batch=5, lr=1.0, outer="sgd"),
 }
+
+
+#: The precisions of :func:`train`'s ``precision``: "auto" is bfloat16 where the device computes in it natively
+#: (:func:`native_bfloat16`) and the learner can use it (:attr:`MetaLearner.mixed_precision`), else float32.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic in hardware: a CPU with AVX512-BF16 or AMX, a CUDA GPU of
+    compute capability 8.0 (Ampere) or newer. Elsewhere bfloat16 is emulated, slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(check is not None and check() for check in checks)
+    return False
+
+
+def resolve_precision(precision: str, learner: MetaLearner, device: str | torch.device) -> torch.dtype | None:
+    """The :attr:`MetaLearner.training_dtype` that ``precision`` (one of :data:`PRECISIONS`) means for
+    ``learner`` on ``device``: ``torch.bfloat16``, or None for float32.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or "bfloat16" for a learner without mixed precision (the gradient-based ones).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16" and not learner.mixed_precision:
+        raise ValueError(f"{type(learner).__name__} trains in float32 only; bfloat16 is for the metric learners "
+                         "(protonet, matching)")
+    if precision == "auto":
+        return torch.bfloat16 if learner.mixed_precision and native_bfloat16(device) else None
+    return torch.bfloat16 if precision == "bfloat16" else None
 
 
 def build_learner(algorithm: str, n_way: int, image_size: int = 28, **options) -> MetaLearner:
@@ -303,6 +340,7 @@ def train(
     distributed: bool = False,
     meta_batch: int | None = None,
     learner_options: dict | None = None,
+    precision: str | None = None,
 ) -> tuple[MetaLearner, dict]:
     """Meta-train ``algorithm`` on an :class:`~autometa.data.OmniglotDataset`.
 
@@ -319,6 +357,9 @@ def train(
     ``meta_batch`` (default: the recipe's) is the number of episodes per
     meta-step; a distributed run needs at least one per process.
     ``learner_options`` go to :func:`build_learner` (e.g. ``{"fce": True}``).
+    ``precision`` (:data:`PRECISIONS`; default: the recipe's) is the
+    precision the backbone trains in (:attr:`MetaLearner.training_dtype`,
+    cleared on the returned learner): bfloat16 under autocast, or float32.
     ``distortion`` names the random distortions of ``augmentation``
     (:data:`DISTORTIONS`; default: the recipe's, ``"shear"`` for ProtoNet
     and ``"affine"`` for the others).
@@ -347,6 +388,7 @@ def train(
     tasks = AugmentedEpisodes(sampler, seed, distortion) if augmentation else sampler
     learner = build_learner(algorithm, train_way, image_size=train_set.images.shape[-1],
                             **(learner_options or {})).to(device)
+    learner.training_dtype = resolve_precision(precision or recipe.precision, learner, device)
     callbacks = []
     if val_alphabets:
         val_set = dataset.subset_alphabets(val_alphabets)
@@ -364,6 +406,7 @@ def train(
                          callbacks=callbacks, verbose=verbose, distributed=distributed)
     if callbacks:
         callbacks[0].restore_best(learner)
+    training_dtype, learner.training_dtype = learner.training_dtype, None
     summary = {
         "algorithm": algorithm,
         "steps": len(history),
@@ -371,6 +414,7 @@ def train(
         "n_way": train_way,
         "k_shot": k_shot,
         "distortion": distortion if augmentation else None,
+        "precision": "bfloat16" if training_dtype == torch.bfloat16 else "float32",
         "val_alphabets": list(val_alphabets),
         "best_val_accuracy": callbacks[0].best_score if callbacks else None,
         "best_step": callbacks[0].best_step if callbacks else None,

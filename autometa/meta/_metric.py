@@ -13,12 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def embed_sets(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def embed_sets(backbone: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Embed the sets ``x`` of shape ``(B, S, *features)`` in one backbone call.
+
+    With ``autocast_dtype`` (e.g. ``torch.bfloat16``) the backbone runs under
+    :func:`torch.autocast` in that precision and the embeddings come back in
+    ``x``'s dtype, so the distances and losses computed from them keep full
+    precision.
 
     Returns the flat embeddings, ``(B, S, D)``.
     """
-    return backbone(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
+    flat = x.flatten(0, 1)
+    if autocast_dtype is None:
+        embedded = backbone(flat)
+    else:
+        with torch.autocast(flat.device.type, dtype=autocast_dtype):
+            embedded = backbone(flat)
+        embedded = embedded.to(x.dtype)
+    return embedded.reshape(*x.shape[:2], -1)
 
 
 def one_hot_support(support_y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -59,6 +59,8 @@ class MetaLearner(nn.Module):
 
     task_type = "classification"  # or "regression"
     channels_last: ClassVar[bool] = False
+    #: Whether the learner honours :attr:`training_dtype` (the metric learners, whose backbone embeds whole sets).
+    mixed_precision: ClassVar[bool] = False
     #: Constructor arguments added after files were saved, with the values those files were trained with:
     #: :meth:`load` uses them where a file's config lacks them.
     config_of_older_files: ClassVar[dict[str, Any]] = {}
@@ -75,6 +77,11 @@ class MetaLearner(nn.Module):
         else:
             raise TypeError(f"backbone must be an nn.Module or a spec dict, got {type(backbone).__name__}")
         self.backbone = backbone
+        #: A lower precision (``torch.bfloat16``) for the backbone while the learner is in training mode, under
+        #: :func:`torch.autocast`; ``None``: the parameters' dtype. Parameters, gradients, losses and every
+        #: evaluation (``eval()`` mode, :meth:`adapt`) stay in full precision. Honoured where
+        #: :attr:`mixed_precision` is set; a setting of the run, not saved with the learner.
+        self.training_dtype: torch.dtype | None = None
 
     # -- the protocol ---------------------------------------------------
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +114,10 @@ class MetaLearner(nn.Module):
         return self._metrics(torch.stack(losses).mean(), torch.stack(outputs), tasks.query_y)
 
     # -- shared helpers -------------------------------------------------
+    def _autocast_dtype(self) -> torch.dtype | None:
+        """The precision the backbone computes in now: :attr:`training_dtype` in training mode, else full."""
+        return self.training_dtype if self.training else None
+
     def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.task_type == "classification":
             return nn.functional.cross_entropy(outputs.flatten(0, -2), targets.flatten())

@@ -88,6 +88,7 @@ class MatchingNet(MetaLearner):
 
     task_type = "classification"
     channels_last = True  # one backbone call embeds a whole set: see MetaLearner
+    mixed_precision = True
     # files saved before ``temperature`` existed were trained at the paper's T = 1
     config_of_older_files: ClassVar[dict] = {"temperature": 1.0}
 
@@ -160,7 +161,7 @@ class MatchingNet(MetaLearner):
 
     # -- embeddings g (support) and f (query) ------------------------------
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        embeddings = embed_sets(self.backbone, x)
+        embeddings = embed_sets(self.backbone, x, self._autocast_dtype())
         if self.fce and embeddings.shape[-1] != self.embedding_dim:
             raise ValueError(
                 f"the backbone embeds into {embeddings.shape[-1]} features but embedding_dim="

@@ -68,6 +68,7 @@ class ProtoNet(MetaLearner):
 
     task_type = "classification"
     channels_last = True  # one backbone call embeds a whole set: see MetaLearner
+    mixed_precision = True
 
     def __init__(self, backbone: nn.Module | dict, distance: str = "squared_euclidean", loss: str = "prototypes"):
         super().__init__(backbone, distance=distance, loss=loss)
@@ -83,12 +84,15 @@ class ProtoNet(MetaLearner):
         if self.loss == "nca":
             # support and query in one backbone call: every example is an anchor
             n_support = tasks.support_x.shape[1]
-            embedded = embed_sets(self.backbone, torch.cat([tasks.support_x, tasks.query_x], 1))
+            embedded = embed_sets(self.backbone, torch.cat([tasks.support_x, tasks.query_x], 1),
+                                  self._autocast_dtype())
             support, query = embedded[:, :n_support], embedded[:, n_support:]
             labels = torch.cat([tasks.support_y, tasks.query_y], 1)
             loss = nca_loss(self._logits(embedded, embedded), labels)
         else:
-            support, query = embed_sets(self.backbone, tasks.support_x), embed_sets(self.backbone, tasks.query_x)
+            dtype = self._autocast_dtype()
+            support, query = (embed_sets(self.backbone, tasks.support_x, dtype),
+                              embed_sets(self.backbone, tasks.query_x, dtype))
             loss = None
         logits = self._logits(query, class_prototypes(support, tasks.support_y))
         return (self._loss(logits, tasks.query_y) if loss is None else loss), logits

@@ -14,6 +14,11 @@ ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
 SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
 DISTORTIONS = ("affine", "shear", "elastic")  # the names of omniglot_recipe.DISTORTIONS, likewise
 PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
+PRECISIONS = ("auto", "float32", "bfloat16")  # omniglot_recipe.PRECISIONS, likewise
+PROTONET_PRECISION = "float32"  # omniglot_recipe.RECIPES["protonet"].precision, likewise
+PRECISION_HELP = ("the precision the backbone trains in: bfloat16 (under autocast; parameters, losses and evaluation "
+                  "stay float32), float32, or auto (bfloat16 where the device has it in hardware: a CPU with "
+                  "AVX512-BF16 or AMX, a GPU from Ampere on; protonet and matching only)")
 LOSSES = ("prototypes", "nca")  # autometa.meta.protonet.LOSSES, likewise
 LOSS_HELP = ("ProtoNet's training loss: prototypes (queries against the support set's class means, the paper's) or "
              "nca (every image of an episode against all the others); both classify by prototypes")
@@ -60,6 +65,8 @@ def register(commands) -> None:
                             "displacement of every pixel, as Simard et al. 2003) (default: the algorithm's "
                             f"recipe, {PROTONET_DISTORTION} for protonet and affine for the others)")
     train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help=PRECISION_HELP + f" (default: the algorithm's recipe, {PROTONET_PRECISION} for protonet)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -146,7 +153,7 @@ def run_train(args) -> None:
             val_alphabets=[] if args.no_validation else args.val_alphabets or None,
             device=context.device, seed=args.seed, augmentation=not args.no_augment, distortion=args.distortion,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
-            learner_options={"loss": args.loss} if args.loss else None,
+            learner_options={"loss": args.loss} if args.loss else None, precision=args.precision,
         )
         if context.is_main:  # only rank 0 validated, so only its learner is the selected one
             learner.save(args.out)
