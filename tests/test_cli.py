@@ -136,10 +136,10 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     lake_cv.run(ZIPS, tmp_path / "one", folds=folds[:1], steps=2, views=[1])
     plain = json.loads((tmp_path / "one" / "results.json").read_text())
     assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "shear", "loss": "prototypes",
-                                 "precision": "float32"}
+                                 "precision": "auto"}
     capsys.readouterr()
     compared = lake_cv.run(ZIPS, tmp_path / "affine", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
-    against = f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss, float32 precision)"
+    against = f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss, auto precision)"
     out = capsys.readouterr().out.split(against)[1]
     difference = np.subtract(compared["variants"]["nearest, 1 view"]["run_errors"],
                              plain["variants"]["nearest, 1 view"]["run_errors"])
@@ -166,15 +166,15 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--loss", "nca", "--device", "cpu"]) in (None, 0)
     assert calls[1]["loss"] == "nca" and calls[1]["against"] is None and calls[1]["distortion"] == "shear"
     assert calls[1]["fine_tune_steps"] == [0] and calls[1]["fine_tune_lr"] == 1e-4
-    assert calls[1]["precision"] == "float32"
+    assert calls[1]["precision"] == "auto"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "0,20", "--fine-tune-lr", "3e-4",
                  "--device", "cpu"]) in (None, 0)
     assert calls[2]["fine_tune_steps"] == [0, 20] and calls[2]["fine_tune_lr"] == 3e-4
     assert calls[1]["score_on"] == "test"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--score-on", "validation", "--device", "cpu"]) in (None, 0)
     assert calls[3]["score_on"] == "validation"
-    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--precision", "auto", "--device", "cpu"]) in (None, 0)
-    assert calls[4]["precision"] == "auto"
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--precision", "float32", "--device", "cpu"]) in (None, 0)
+    assert calls[4]["precision"] == "float32"
     with pytest.raises(SystemExit):
         main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "-1"])
     assert "expected comma-separated non-negative integers, got '-1'" in capsys.readouterr().err

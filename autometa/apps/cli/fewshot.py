@@ -15,7 +15,7 @@ SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing
 DISTORTIONS = ("affine", "shear", "elastic")  # the names of omniglot_recipe.DISTORTIONS, likewise
 PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
 PRECISIONS = ("auto", "float32", "bfloat16")  # omniglot_recipe.PRECISIONS, likewise
-PROTONET_PRECISION = "float32"  # omniglot_recipe.RECIPES["protonet"].precision, likewise
+PROTONET_PRECISION = "auto"  # omniglot_recipe.RECIPES["protonet"].precision, likewise
 PRECISION_HELP = ("the precision the backbone trains in: bfloat16 (under autocast; parameters, losses and evaluation "
                   "stay float32), float32, or auto (bfloat16 where the device has it in hardware: a CPU with "
                   "AVX512-BF16 or AMX, a GPU from Ampere on; protonet and matching only)")
