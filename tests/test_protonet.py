@@ -219,6 +219,19 @@ def test_a_bfloat16_training_dtype_runs_only_the_backbone_in_bfloat16_and_only_i
     assert ProtoNet.load(tmp_path / "protonet.pt").training_dtype is None
 
 
+def test_a_training_dtype_is_a_floating_dtype_for_a_metric_learner():
+    from autometa.meta import MAML
+
+    for bad in ("bfloat16", torch.int8):
+        with pytest.raises(TypeError, match="must be a floating-point torch.dtype or None, got"):
+            ProtoNet(MLP(6, None, (16,))).training_dtype = bad
+    maml = MAML(MLP(6, 3, (16,)))
+    with pytest.raises(ValueError, match="MAML trains in its parameters' dtype"):
+        maml.training_dtype = torch.bfloat16
+    maml.training_dtype = None
+    assert maml.training_dtype is None
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     task = random_tasks(5, 2)

@@ -59,7 +59,7 @@ class MetaLearner(nn.Module):
 
     task_type = "classification"  # or "regression"
     channels_last: ClassVar[bool] = False
-    #: Whether the learner honours :attr:`training_dtype` (the metric learners, whose backbone embeds whole sets).
+    #: Whether the learner takes a :attr:`training_dtype` (the metric learners, whose backbone embeds whole sets).
     mixed_precision: ClassVar[bool] = False
     #: Constructor arguments added after files were saved, with the values those files were trained with:
     #: :meth:`load` uses them where a file's config lacks them.
@@ -77,11 +77,30 @@ class MetaLearner(nn.Module):
         else:
             raise TypeError(f"backbone must be an nn.Module or a spec dict, got {type(backbone).__name__}")
         self.backbone = backbone
-        #: A lower precision (``torch.bfloat16``) for the backbone while the learner is in training mode, under
-        #: :func:`torch.autocast`; ``None``: the parameters' dtype. Parameters, gradients, losses and every
-        #: evaluation (``eval()`` mode, :meth:`adapt`) stay in full precision. Honoured where
-        #: :attr:`mixed_precision` is set; a setting of the run, not saved with the learner.
-        self.training_dtype: torch.dtype | None = None
+        self.training_dtype = None
+
+    @property
+    def training_dtype(self) -> torch.dtype | None:
+        """A lower precision (``torch.bfloat16``) the backbone computes in while the learner is in training
+        mode, under :func:`torch.autocast`; ``None``: the parameters' dtype.
+
+        Parameters, gradients, losses and every evaluation (``eval()`` mode,
+        :meth:`adapt`) stay in full precision. A setting of the run, not saved
+        with the learner. Only learners with :attr:`mixed_precision` (the
+        metric learners) take one: ValueError for the others, TypeError for
+        anything but a floating-point ``torch.dtype`` or None.
+        """
+        return self._training_dtype
+
+    @training_dtype.setter
+    def training_dtype(self, dtype: torch.dtype | None) -> None:
+        if dtype is not None:
+            if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+                raise TypeError(f"training_dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+            if not self.mixed_precision:
+                raise ValueError(f"{type(self).__name__} trains in its parameters' dtype; a training_dtype is for "
+                                 "the metric learners (ProtoNet, MatchingNet)")
+        self._training_dtype = dtype
 
     # -- the protocol ---------------------------------------------------
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -255,7 +255,8 @@ def lake_cv(args) -> None:
     run(omniglot_sources(args.data), args.out, time_budget=args.time_budget, steps=args.steps, seed=args.seed,
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
         distortion=args.distortion, loss=args.loss, against=args.against, fine_tune_steps=args.fine_tune_steps,
-        fine_tune_lr=args.fine_tune_lr, score_on=args.score_on, precision=args.precision, verbose=not args.quiet and sys.stderr.isatty())
+        fine_tune_lr=args.fine_tune_lr, score_on=args.score_on, precision=args.precision,
+        verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark
