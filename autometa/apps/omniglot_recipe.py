@@ -52,7 +52,7 @@ MAML_INNER_LOOP = {"inner_lr": 0.1, "inner_steps": 3}
 # 2017); gradient-based ones need the test's ways, fixed by their output layer.
 RECIPES = {
     # shear distortions: -2.0 points of cross-validated Lake error; bfloat16 where native: 1.6-1.8x the
-    # steps in the budget, -1.9 points (BENCHMARKS.md)
+    # steps in the budget, -1.9 points with one core per model (BENCHMARKS.md)
     "protonet": Recipe(n_way=60, n_query=5, meta_batch=1, lr=1e-3, distortion="shear", precision="auto"),
     "matching": Recipe(n_way=20, n_query=5, meta_batch=2, lr=1e-3),
     "maml": Recipe(n_way=20, n_query=5, meta_batch=8, lr=1e-3, learner=MAML_INNER_LOOP),
