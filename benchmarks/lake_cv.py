@@ -53,7 +53,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
         fine_tune_lr: float | None = None, score_on: str = "test", precision: str | None = None,
-        verbose: bool = False) -> dict:
+        image_size: int = 28, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
@@ -69,7 +69,9 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     ProtoNet's recipe's), ``loss`` the
     ProtoNet's training loss (``fewshot train --loss``), ``precision`` the
     backbone's training precision (``fewshot train --precision``; default:
-    ProtoNet's recipe's). ``against`` is
+    ProtoNet's recipe's), ``image_size`` the side the images are decoded
+    at for training and scoring (``fewshot train --image-size``; a reused
+    model must have been trained at it). ``against`` is
     another run's ``out`` folder, with the same folds and seed: every scoring
     both runs have is also compared with its errors there, run by run.
     ``score_on="validation"`` scores each model on runs from its validation
@@ -104,7 +106,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     out = Path(out).expanduser()
     reference_run = _read_against(against, folds, seed, results_name) if against is not None else None
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_omniglot(sources, rotations=True)
+    dataset = load_omniglot(sources, image_size=image_size, rotations=True)
     names = set(dataset.alphabet_names)
     for fold in folds:
         unknown = [a for a in fold if a not in names]
@@ -119,7 +121,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     source = "the fold's alphabets" if score_on == "test" else "the alphabet its model validated on"
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
-          f"{loss} loss, {precision} precision, seed {seed}), "
+          f"{loss} loss, {precision} precision, {image_size}x{image_size} images, seed {seed}), "
           f"20 runs of 20-way one-shot from {source}; scored as: {'; '.join(variants)}"
           + (f" (fine-tuning rate {fine_tune_lr:g})" if any(fine_tune_steps) else ""))
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
@@ -138,6 +140,11 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
             make_lake_runs(sources, runs_dir, alphabets=run_alphabets, seed=run_seed)
         if model_path.is_file():
             learner = MetaLearner.load(model_path)
+            trained_at = _image_size(learner)
+            if trained_at != image_size:
+                raise ValueError(f"{model_path} was trained on {trained_at}x{trained_at} images, not {image_size}x"
+                                 f"{image_size}; pass --image-size {trained_at} to score it, or another --out to "
+                                 f"train at {image_size}")
             note = f"reused {model_path}"
         else:
             start, cpu = time.perf_counter(), os.times()
@@ -153,7 +160,6 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                         f"validated on {', '.join(summary['val_alphabets'])}, best step {summary['best_step']}"
                         if summary["val_alphabets"] else "no validation, final model"))
         learner.to(device)
-        image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
         runs = load_lake_runs(runs_dir, image_size=image_size)
         pixel = score_lake(pixel_distances, runs)
         pixel_errors.append(pixel.mean_error)
@@ -190,7 +196,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                                          - np.array(reference_run["variants"][label]["run_errors"]))
                 print(f"  {label}: {change}, {counts}")
     training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss,
-                "precision": precision}
+                "precision": precision, "image_size": image_size}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
                "scored_on": score_on, "pixel_errors": pixel_errors, "variants": results}
     atomic_write_text(out / results_name, json.dumps(summary, indent=1) + "\n")
@@ -213,9 +219,16 @@ def _paired(difference: np.ndarray) -> tuple[str, str]:
 
 
 def _describe_training(training: dict) -> str:
+    precision = training.get("precision", "float32")  # runs before precision were float32
+    side = training.get("image_size", 28)  # and before image_size, 28x28
     return ", ".join([training["budget"], f"{training['distortion']} distortions", f"{training['loss']} loss",
-                      f"{training.get('precision', 'float32')} precision"]  # runs before precision were float32
+                      f"{precision} precision", f"{side}x{side} images"]
                      + ([] if training["validation"] else ["no validation"]))
+
+
+def _image_size(learner) -> int:
+    """The side of the images ``learner``'s Conv4 was built for."""
+    return (learner.config.get("backbone") or {}).get("image_size", 28)
 
 
 def _read_against(folder, folds, seed: int, name: str = RESULTS) -> dict:

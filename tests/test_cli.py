@@ -136,15 +136,25 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     lake_cv.run(ZIPS, tmp_path / "one", folds=folds[:1], steps=2, views=[1])
     plain = json.loads((tmp_path / "one" / "results.json").read_text())
     assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "shear", "loss": "prototypes",
-                                 "precision": "auto"}
+                                 "precision": "auto", "image_size": 28}
     capsys.readouterr()
     compared = lake_cv.run(ZIPS, tmp_path / "affine", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
-    against = f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss, auto precision)"
+    against = f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss, auto precision, 28x28 images)"
     out = capsys.readouterr().out.split(against)[1]
     difference = np.subtract(compared["variants"]["nearest, 1 view"]["run_errors"],
                              plain["variants"]["nearest, 1 view"]["run_errors"])
     assert f"nearest, 1 view: {100 * difference.mean():+.1f} +- " in out
     assert f"runs better/equal/worse {(difference < 0).sum()}/{(difference == 0).sum()}/{(difference > 0).sum()}" in out
+    # another image size: trained and scored at it, compared on the same runs; a model of another size is refused
+    larger = lake_cv.run(ZIPS, tmp_path / "larger", folds=folds[:1], steps=2, views=[1], image_size=32,
+                         against=tmp_path / "one")
+    out = capsys.readouterr().out
+    assert "32x32 images, seed 0" in out and "28x28 images)" in out
+    assert MetaLearner.load(tmp_path / "larger" / "fold1" / "model.pt").config["backbone"]["image_size"] == 32
+    assert len(larger["variants"]["nearest, 1 view"]["run_errors"]) == 20
+    assert json.loads((tmp_path / "larger" / "results.json").read_text())["training"]["image_size"] == 32
+    with pytest.raises(ValueError, match="trained on 32x32 images, not 28x28; pass --image-size 32"):
+        lake_cv.run(ZIPS, tmp_path / "larger", folds=folds[:1], steps=2, views=[1])
     for against, message in ((tmp_path / "none", "no results.json in"), (tmp_path, "was scored on other runs")):
         with pytest.raises(ValueError, match=message):
             lake_cv.run(ZIPS, tmp_path / "never", folds=folds[:1], steps=2, against=against)
@@ -174,7 +184,9 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--score-on", "validation", "--device", "cpu"]) in (None, 0)
     assert calls[3]["score_on"] == "validation"
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--precision", "float32", "--device", "cpu"]) in (None, 0)
-    assert calls[4]["precision"] == "float32"
+    assert calls[4]["precision"] == "float32" and calls[4]["image_size"] == 28
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--image-size", "42", "--device", "cpu"]) in (None, 0)
+    assert calls[5]["image_size"] == 42
     with pytest.raises(SystemExit):
         main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "-1"])
     assert "expected comma-separated non-negative integers, got '-1'" in capsys.readouterr().err

@@ -12,7 +12,8 @@ import sys
 from autometa.apps.cli.fewshot import (DISTORTIONS, EVAL_VIEWS, FINE_TUNE_LR, LOSS_HELP, LOSSES, PRECISION_HELP,
                                        PRECISIONS, PROTONET_DISTORTION, PROTONET_PRECISION, SCORINGS, TRAIN_SECONDS)
 from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, benchmark, comma_ints, comma_list,
-                                       comma_non_negative_ints, device, non_negative_int, omniglot_sources, positive_float)
+                                       comma_non_negative_ints, device, non_negative_int, omniglot_sources,
+                                       positive_float, positive_int)
 
 
 def register(commands) -> None:
@@ -98,6 +99,9 @@ def register(commands) -> None:
     lake.add_argument("--loss", choices=LOSSES, default="prototypes", help=LOSS_HELP + " (default: %(default)s)")
     lake.add_argument("--precision", choices=PRECISIONS, default=PROTONET_PRECISION,
                       help=PRECISION_HELP + " (default: %(default)s)")
+    lake.add_argument("--image-size", type=positive_int, default=28,
+                      help="the side images are decoded at, for training and scoring, as `fewshot train "
+                           "--image-size` (default: %(default)s)")
     lake.add_argument("--against",
                       help="the --out folder of an earlier lake-cv run with the same folds and --seed: each scoring "
                            "both have is compared with it run by run (a training choice against another)")
@@ -256,7 +260,7 @@ def lake_cv(args) -> None:
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
         distortion=args.distortion, loss=args.loss, against=args.against, fine_tune_steps=args.fine_tune_steps,
         fine_tune_lr=args.fine_tune_lr, score_on=args.score_on, precision=args.precision,
-        verbose=not args.quiet and sys.stderr.isatty())
+        image_size=args.image_size, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark
