@@ -53,7 +53,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
         device: str = "cpu", scorings=("nearest",), views=(8,), validation: bool = True,
         distortion: str | None = None, loss: str = "prototypes", against=None, fine_tune_steps=(0,),
         fine_tune_lr: float | None = None, score_on: str = "test", precision: str | None = None,
-        image_size: int = 28, verbose: bool = False) -> dict:
+        image_size: int = 28, ensemble: int = 1, verbose: bool = False) -> dict:
     """Train (or reuse) one model per fold and score it on its fold's runs.
 
     Every combination of ``scorings``, ``views`` and ``fine_tune_steps``
@@ -71,7 +71,9 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     backbone's training precision (``fewshot train --precision``; default:
     ProtoNet's recipe's), ``image_size`` the side the images are decoded
     at for training and scoring (``fewshot train --image-size``; a reused
-    model must have been trained at it). ``against`` is
+    model must have been trained at it), ``ensemble`` the number of
+    ProtoNets per fold, each trained on an equal share of the budget
+    (``fewshot train --ensemble``). ``against`` is
     another run's ``out`` folder, with the same folds and seed: every scoring
     both runs have is also compared with its errors there, run by run.
     ``score_on="validation"`` scores each model on runs from its validation
@@ -121,7 +123,8 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
     source = "the fold's alphabets" if score_on == "test" else "the alphabet its model validated on"
     print(f"Lake one-shot, cross-validated over {len(folds)} alphabet folds; per fold: train on the other alphabets "
           f"(`fewshot train` recipe, {budget}, {'' if validation else 'no validation, '}{distortion} distortions, "
-          f"{loss} loss, {precision} precision, {image_size}x{image_size} images, seed {seed}), "
+          f"{loss} loss, {precision} precision, {image_size}x{image_size} images, "
+          + (f"an ensemble of {ensemble} per fold, " if ensemble > 1 else "") + f"seed {seed}), "
           f"20 runs of 20-way one-shot from {source}; scored as: {'; '.join(variants)}"
           + (f" (fine-tuning rate {fine_tune_lr:g})" if any(fine_tune_steps) else ""))
     print(f"machine: {describe(str(device))}, torch threads {torch.get_num_threads()}")
@@ -140,11 +143,15 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
             make_lake_runs(sources, runs_dir, alphabets=run_alphabets, seed=run_seed)
         if model_path.is_file():
             learner = MetaLearner.load(model_path)
-            trained_at = _image_size(learner)
+            trained_at = omniglot_recipe.trained_image_size(learner)
             if trained_at != image_size:
                 raise ValueError(f"{model_path} was trained on {trained_at}x{trained_at} images, not {image_size}x"
                                  f"{image_size}; pass --image-size {trained_at} to score it, or another --out to "
                                  f"train at {image_size}")
+            members = len(learner.backbone.branches) if learner.config["backbone"]["name"] == "concat" else 1
+            if members != ensemble:
+                raise ValueError(f"{model_path} is an ensemble of {members}, not {ensemble}; pass --ensemble "
+                                 f"{members} to score it, or another --out to train an ensemble of {ensemble}")
             note = f"reused {model_path}"
         else:
             start, cpu = time.perf_counter(), os.times()
@@ -152,7 +159,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                                                      device=device, seed=seed, verbose=verbose,
                                                      val_alphabets=None if validation else [],
                                                      distortion=distortion, learner_options={"loss": loss},
-                                                     precision=precision)
+                                                     precision=precision, ensemble=ensemble)
             learner.save(model_path)
             note = (f"trained {summary['steps']} steps in {time.perf_counter() - start:.0f} s "
                     f"(user {os.times().user - cpu.user:.0f} s, sys {os.times().system - cpu.system:.0f} s, "
@@ -196,7 +203,7 @@ def run(sources, out, folds=FOLDS, time_budget: float | None = None, steps: int 
                                          - np.array(reference_run["variants"][label]["run_errors"]))
                 print(f"  {label}: {change}, {counts}")
     training = {"budget": budget, "validation": validation, "distortion": distortion, "loss": loss,
-                "precision": precision, "image_size": image_size}
+                "precision": precision, "image_size": image_size, "ensemble": ensemble}
     summary = {"folds": [list(fold) for fold in folds], "seed": seed, "training": training,
                "scored_on": score_on, "pixel_errors": pixel_errors, "variants": results}
     atomic_write_text(out / results_name, json.dumps(summary, indent=1) + "\n")
@@ -223,12 +230,8 @@ def _describe_training(training: dict) -> str:
     side = training.get("image_size", 28)  # and before image_size, 28x28
     return ", ".join([training["budget"], f"{training['distortion']} distortions", f"{training['loss']} loss",
                       f"{precision} precision", f"{side}x{side} images"]
+                     + ([f"an ensemble of {training['ensemble']}"] if training.get("ensemble", 1) > 1 else [])
                      + ([] if training["validation"] else ["no validation"]))
-
-
-def _image_size(learner) -> int:
-    """The side of the images ``learner``'s Conv4 was built for."""
-    return (learner.config.get("backbone") or {}).get("image_size", 28)
 
 
 def _read_against(folder, folds, seed: int, name: str = RESULTS) -> dict:

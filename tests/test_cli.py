@@ -35,6 +35,11 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert main(["fewshot", "train", "--algorithm", "maml", "--loss", "nca", "--out", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("autometa: error: --loss is ProtoNet's training loss") and not (tmp_path / "m.pt").exists()
+    for extra, message in ((["--algorithm", "reptile", "--ensemble", "2"], "--ensemble is of ProtoNets"),
+                           (["--steps", "1", "--ensemble", "2"], "--steps 1 cannot be shared by --ensemble 2")):
+        assert main(["fewshot", "train", *extra, "--out", str(tmp_path / "m.pt")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"autometa: error: {message}") and not (tmp_path / "m.pt").exists()
 
 
 def test_options_rejected_by_their_type_exit_2(capsys):
@@ -92,6 +97,14 @@ def test_train_then_eval_lake_on_held_out_alphabets(tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[0].startswith("pixel 1-NN baseline, mean error: ")
         assert len(lines) == 5 and lines[-1].startswith("mean error: ") and lines[-1].endswith("%")
+    # an ensemble at another image size: saved as one ProtoNet, scored at its size
+    assert main(["fewshot", "train", *data, "--exclude-alphabets", "Korean,Japanese_(katakana)", "--steps", "3",
+                 "--n-way", "10", "--device", "cpu", "--out", str(model), "--quiet", "--ensemble", "2",
+                 "--image-size", "20"]) == 0
+    assert "steps: 3," in capsys.readouterr().out
+    assert len(MetaLearner.load(model).backbone.branches) == 2
+    assert main(["fewshot", "eval-lake", "--model", str(model), "--runs", str(runs), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("mean error: ")
 
 
 @needs_omniglot
@@ -136,7 +149,7 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     lake_cv.run(ZIPS, tmp_path / "one", folds=folds[:1], steps=2, views=[1])
     plain = json.loads((tmp_path / "one" / "results.json").read_text())
     assert plain["training"] == {"budget": "2 steps", "validation": True, "distortion": "shear", "loss": "prototypes",
-                                 "precision": "auto", "image_size": 28}
+                                 "precision": "auto", "image_size": 28, "ensemble": 1}
     capsys.readouterr()
     compared = lake_cv.run(ZIPS, tmp_path / "affine", folds=folds[:1], steps=2, views=[1], against=tmp_path / "one")
     against = f"against {tmp_path / 'one'} (2 steps, shear distortions, prototypes loss, auto precision, 28x28 images)"
@@ -155,6 +168,14 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert json.loads((tmp_path / "larger" / "results.json").read_text())["training"]["image_size"] == 32
     with pytest.raises(ValueError, match="trained on 32x32 images, not 28x28; pass --image-size 32"):
         lake_cv.run(ZIPS, tmp_path / "larger", folds=folds[:1], steps=2, views=[1])
+    ensemble = lake_cv.run(ZIPS, tmp_path / "pair", folds=folds[:1], steps=2, views=[1], ensemble=2,
+                           against=tmp_path / "one")
+    out = capsys.readouterr().out
+    assert "an ensemble of 2 per fold" in out and "trained 2 steps" in out and "best step [" in out
+    assert len(ensemble["variants"]["nearest, 1 view"]["run_errors"]) == 20
+    assert json.loads((tmp_path / "pair" / "results.json").read_text())["training"]["ensemble"] == 2
+    with pytest.raises(ValueError, match="is an ensemble of 2, not 1; pass --ensemble 2"):
+        lake_cv.run(ZIPS, tmp_path / "pair", folds=folds[:1], steps=2, views=[1])
     for against, message in ((tmp_path / "none", "no results.json in"), (tmp_path, "was scored on other runs")):
         with pytest.raises(ValueError, match=message):
             lake_cv.run(ZIPS, tmp_path / "never", folds=folds[:1], steps=2, against=against)
@@ -186,7 +207,9 @@ def test_bench_lake_cv_trains_one_model_per_fold_then_reuses_them(tmp_path, caps
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--precision", "float32", "--device", "cpu"]) in (None, 0)
     assert calls[4]["precision"] == "float32" and calls[4]["image_size"] == 28
     assert main(["bench", "lake-cv", "--out", str(tmp_path), "--image-size", "42", "--device", "cpu"]) in (None, 0)
-    assert calls[5]["image_size"] == 42
+    assert calls[5]["image_size"] == 42 and calls[5]["ensemble"] == 1
+    assert main(["bench", "lake-cv", "--out", str(tmp_path), "--ensemble", "3", "--device", "cpu"]) in (None, 0)
+    assert calls[6]["ensemble"] == 3
     with pytest.raises(SystemExit):
         main(["bench", "lake-cv", "--out", str(tmp_path), "--fine-tune-steps", "-1"])
     assert "expected comma-separated non-negative integers, got '-1'" in capsys.readouterr().err

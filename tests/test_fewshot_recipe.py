@@ -268,6 +268,41 @@ def test_train_in_bfloat16_leaves_a_full_precision_learner():
         fewshot.train(tiny_dataset(), "reptile", n_way=5, steps=1, precision="bfloat16")
 
 
+def test_an_ensemble_is_its_members_each_trained_on_a_share_of_the_steps():
+    data = tiny_dataset()
+    ensemble, summary = fewshot.train(data, "protonet", n_way=5, steps=5, seed=3, ensemble=2)
+    members = [fewshot.train(data, "protonet", n_way=5, steps=steps, seed=seed)
+               for steps, seed in ((3, 3), (2, 4))]
+    assert summary["ensemble"] == 2 and summary["steps"] == 5
+    assert len(summary["best_step"]) == len(summary["best_val_accuracy"]) == 2
+    assert [s["ensemble"] for _, s in members] == [1, 1]
+    expected = ProtoNet.ensemble([m for m, _ in members])
+    assert ensemble.config == expected.config and ensemble.training_dtype is None
+    for name, value in expected.state_dict().items():  # the same runs, seeded: the same weights
+        torch.testing.assert_close(ensemble.state_dict()[name], value)
+    with pytest.raises(ValueError, match="an ensemble is of ProtoNets"):
+        fewshot.train(data, "matching", n_way=5, steps=2, ensemble=2)
+    with pytest.raises(ValueError, match="3 steps cannot be shared by an ensemble of 4"):
+        fewshot.train(data, "protonet", n_way=5, steps=3, ensemble=4)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="ensemble must be a positive integer"):
+            fewshot.train(data, "protonet", n_way=5, steps=2, ensemble=bad)
+
+
+def test_an_ensemble_shares_the_time_budget(monkeypatch):
+    budgets = []
+    real_train = fewshot.meta_train
+
+    def recording(*args, time_budget=None, **kwargs):
+        budgets.append(time_budget)
+        return real_train(*args, time_budget=time_budget, **{**kwargs, "steps": 1})
+
+    monkeypatch.setattr(fewshot, "meta_train", recording)
+    fewshot.train(tiny_dataset(), "protonet", n_way=5, time_budget=60.0, ensemble=3)
+    fewshot.train(tiny_dataset(), "protonet", n_way=5, ensemble=2)
+    assert budgets == [20.0, 20.0, 20.0, fewshot.TIME_BUDGET / 2, fewshot.TIME_BUDGET / 2]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_train_learns_and_validates_on_a_held_out_alphabet(precision):

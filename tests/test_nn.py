@@ -29,6 +29,20 @@ def test_build_backbone_from_spec():
         build_backbone({"name": "resnet"})
 
 
+def test_a_concat_spec_puts_its_branches_outputs_side_by_side():
+    torch.manual_seed(0)
+    net = build_backbone({"name": "concat", "branches": [{"name": "mlp", "in_features": 3, "out_features": 2},
+                                                         {"name": "mlp", "in_features": 3, "out_features": 5}]})
+    x = torch.randn(4, 3)
+    out = net(x)
+    assert out.shape == (4, 7)
+    torch.testing.assert_close(out[:, :2], net.branches[0](x))
+    torch.testing.assert_close(out[:, 2:], net.branches[1](x))
+    for branches in ([], {"name": "mlp"}, None):
+        with pytest.raises(ValueError, match="non-empty list of branch specs"):
+            build_backbone({"name": "concat", "branches": branches})
+
+
 def test_use_batch_statistics_drops_running_statistics():
     net = use_batch_statistics(Conv4(5, hidden=4))
     for layer in net.modules():

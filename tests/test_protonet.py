@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from autometa.data import load_omniglot
 from autometa.data._paths import data_root
-from autometa.meta import MetaLearner, ProtoNet, meta_train
+from autometa.meta import MatchingNet, MetaLearner, ProtoNet, meta_train
 from autometa.meta.protonet import class_prototypes, nca_loss
 from autometa.nn import MLP, Conv4
 from autometa.tasks import EpisodeSampler, TaskBatch, split_classes
@@ -250,6 +250,43 @@ def test_save_load_roundtrip(tmp_path):
                 assert torch.equal(loaded.adapt(task.support_x[0], task.support_y[0])(task.query_x[0]), expected)
     with pytest.raises(ValueError, match="custom backbone"):
         ProtoNet.load(tmp_path / "protonet.pt")
+
+
+def test_an_ensemble_sums_its_members_logits_and_saves_as_one_protonet(tmp_path):
+    torch.manual_seed(0)
+    task = random_tasks(5, 2)
+    spec = {"name": "mlp", "in_features": 6, "out_features": None, "hidden": [16]}
+    members = [ProtoNet(spec, loss=loss).eval() for loss in ("nca", "prototypes")]  # different initialisations
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in members]
+    ensemble = ProtoNet.ensemble(members)
+    assert ensemble.config["backbone"] == {"name": "concat", "branches": [spec, spec]} and ensemble.loss == "nca"
+    ensemble.eval()
+    support, labels, query = task.support_x[0], task.support_y[0], task.query_x[0]
+    expected = sum(m.adapt(support, labels)(query) for m in members)
+    torch.testing.assert_close(ensemble.adapt(support, labels)(query), expected)
+    ensemble.save(tmp_path / "ensemble.pt")
+    loaded = MetaLearner.load(tmp_path / "ensemble.pt").eval()
+    torch.testing.assert_close(loaded.adapt(support, labels)(query), expected)
+    with torch.no_grad():  # a copy: training the ensemble leaves the members as they were
+        for p in ensemble.parameters():
+            p.add_(1.0)
+    for member, state in zip(members, before):
+        assert all(torch.equal(v, state[k]) for k, v in member.state_dict().items())
+    conv = ProtoNet.ensemble([ProtoNet({"name": "conv4", "hidden": 4, "image_size": 16})] * 2)
+    assert conv.backbone.branches[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert conv.backbone(torch.zeros(3, 1, 16, 16)).shape == (3, 8)
+
+
+def test_an_ensemble_needs_protonets_with_squared_euclidean_distances_and_spec_backbones():
+    spec = {"name": "mlp", "in_features": 6, "out_features": None}
+    with pytest.raises(ValueError, match="at least one member"):
+        ProtoNet.ensemble([])
+    with pytest.raises(ValueError, match="member 1: .* got a ProtoNet with distance='cosine'"):
+        ProtoNet.ensemble([ProtoNet(spec), ProtoNet(spec, distance="cosine")])
+    with pytest.raises(ValueError, match="member 0: .* got MatchingNet"):
+        ProtoNet.ensemble([MatchingNet(spec)])
+    with pytest.raises(ValueError, match="member 0: its backbone is a module, not a spec"):
+        ProtoNet.ensemble([ProtoNet(TinyEmbedding())])
 
 
 # -- learning -------------------------------------------------------------

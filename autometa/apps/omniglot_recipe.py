@@ -111,6 +111,15 @@ def build_learner(algorithm: str, n_way: int, image_size: int = 28, **options) -
     return registry.build(algorithm, backbone, **{**RECIPES[algorithm].learner, **options})
 
 
+def trained_image_size(learner: MetaLearner) -> int:
+    """The side of the images ``learner`` was built for: its Conv4's ``image_size`` (the first member's, for an
+    ensemble), 28 where its backbone spec does not say (a user's module, or a file from before the setting)."""
+    spec = learner.config.get("backbone") or {}
+    while spec.get("name") == "concat":
+        spec = spec["branches"][0]
+    return spec.get("image_size", 28)
+
+
 # The random distortions of training images, by name: "affine" rotates,
 # scales and shifts; "shear" adds Koch et al.'s (2015) siamese-network
 # distortions: a shear and a scale per axis (0.8 to 1.2); "elastic" adds to
@@ -342,6 +351,7 @@ def train(
     meta_batch: int | None = None,
     learner_options: dict | None = None,
     precision: str | None = None,
+    ensemble: int = 1,
 ) -> tuple[MetaLearner, dict]:
     """Meta-train ``algorithm`` on an :class:`~autometa.data.OmniglotDataset`.
 
@@ -369,9 +379,41 @@ def train(
     :mod:`autometa.meta.distributed`): call it on every rank with the same
     arguments and this rank's ``device``; only rank 0 validates, so only
     rank 0's learner is the selected one, and only rank 0 should save it.
+
+    ``ensemble`` > 1 (ProtoNet only) trains that many models one after the
+    other, with seeds ``seed``, ``seed + 1``, ..., each on an equal share of
+    ``steps`` and of the time budget, and returns them as one ProtoNet
+    (:meth:`~autometa.meta.ProtoNet.ensemble`: its logits are the sum of
+    theirs); the summary's ``steps`` and ``seconds`` are totals, its
+    ``best_step`` and ``best_val_accuracy`` one per model.
     """
     if algorithm not in RECIPES:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+    if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
+        raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
+    if ensemble > 1:
+        if algorithm != "protonet":
+            raise ValueError(f"an ensemble is of ProtoNets (their logits add up); got algorithm {algorithm!r}")
+        if steps is not None and steps < ensemble:
+            raise ValueError(f"{steps} steps cannot be shared by an ensemble of {ensemble}; give at least one each")
+        if steps is None and time_budget is None:
+            time_budget = TIME_BUDGET
+        members, summaries = [], []
+        for i in range(int(ensemble)):
+            member, member_summary = train(
+                dataset, algorithm, n_way=n_way, k_shot=k_shot,
+                steps=None if steps is None else steps // ensemble + (i < steps % ensemble),
+                time_budget=None if time_budget is None else time_budget / ensemble, val_alphabets=val_alphabets,
+                device=device, seed=seed + i, augmentation=augmentation, distortion=distortion, verbose=verbose,
+                distributed=distributed, meta_batch=meta_batch, learner_options=learner_options,
+                precision=precision)
+            members.append(member)
+            summaries.append(member_summary)
+        summary = {**summaries[0], "steps": sum(s["steps"] for s in summaries),
+                   "seconds": sum(s["seconds"] for s in summaries), "ensemble": int(ensemble),
+                   "best_val_accuracy": [s["best_val_accuracy"] for s in summaries],
+                   "best_step": [s["best_step"] for s in summaries]}
+        return type(members[0]).ensemble(members), summary
     recipe = RECIPES[algorithm]
     distortion = _check_distortion(distortion or recipe.distortion)
     n_way = n_way or recipe.n_way
@@ -416,6 +458,7 @@ def train(
         "k_shot": k_shot,
         "distortion": distortion if augmentation else None,
         "precision": "bfloat16" if training_dtype == torch.bfloat16 else "float32",
+        "ensemble": 1,
         "val_alphabets": list(val_alphabets),
         "best_val_accuracy": callbacks[0].best_score if callbacks else None,
         "best_step": callbacks[0].best_step if callbacks else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,6 +81,37 @@ class ProtoNet(MetaLearner):
         self.distance = distance
         self.loss = loss
 
+    @classmethod
+    def ensemble(cls, members: Sequence["ProtoNet"]) -> "ProtoNet":
+        """One ProtoNet made of several trained ones: its embedding is the members' embeddings side by side
+        (a ``"concat"`` backbone holding a copy of each member's).
+
+        With squared Euclidean distances the ensemble's logits are the sum of the members' logits, so its class
+        probabilities are the product of theirs, renormalised. It saves, loads and adapts as any ProtoNet;
+        trained further, it uses the first member's loss. The members are left unchanged.
+
+        Raises
+        ------
+        ValueError
+            For no members, a member that is not a ProtoNet with squared Euclidean distances, or one whose
+            backbone is a user's module rather than a spec (the ensemble could not be saved).
+        """
+        members = list(members)
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        for i, member in enumerate(members):
+            if not isinstance(member, ProtoNet) or member.distance != "squared_euclidean":
+                raise ValueError(f"member {i}: an ensemble sums squared Euclidean logits; expected a ProtoNet with "
+                                 f"distance='squared_euclidean', got {_describe(member)}")
+            if member.config["backbone"] is None:
+                raise ValueError(f"member {i}: its backbone is a module, not a spec; build it from a spec (e.g. "
+                                 "{'name': 'conv4'}) so the ensemble can be saved")
+        combined = cls({"name": "concat", "branches": [member.config["backbone"] for member in members]},
+                       loss=members[0].loss)
+        for branch, member in zip(combined.backbone.branches, members):
+            branch.load_state_dict(member.backbone.state_dict())
+        return combined.to(next(members[0].parameters(), torch.empty(0)).device)
+
     def query_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean meta-training loss (``self.loss``) and the queries' logits against the prototypes."""
         if self.loss == "nca":
@@ -125,6 +158,12 @@ class ProtoNet(MetaLearner):
         if self.distance == "cosine":
             return F.normalize(query, dim=-1) @ F.normalize(prototypes, dim=-1).transpose(1, 2)
         return -squared_distances(query, prototypes)
+
+
+def _describe(member) -> str:
+    if isinstance(member, ProtoNet):
+        return f"a ProtoNet with distance={member.distance!r}"
+    return type(member).__name__
 
 
 def class_prototypes(support: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:

@@ -132,12 +132,22 @@ def SkipMLP(in_features: int, out_features: int, hidden: Sequence[int] = (64,)) 
     return Concat(nn.Identity(), MLP(in_features, out_features, hidden))
 
 
-_BACKBONES = {"mlp": MLP, "conv4": Conv4, "skip_mlp": SkipMLP}
+def _concat(branches: Sequence[dict]) -> Concat:
+    """``{"name": "concat", "branches": [spec, ...]}``: the branches' outputs side by side."""
+    if isinstance(branches, dict) or not isinstance(branches, Sequence) or not branches:
+        raise ValueError(f"a concat backbone needs a non-empty list of branch specs, got {branches!r}")
+    return Concat(*(build_backbone(branch) for branch in branches))
+
+
+_BACKBONES = {"mlp": MLP, "conv4": Conv4, "skip_mlp": SkipMLP, "concat": _concat}
 
 
 def build_backbone(spec: dict) -> nn.Module:
     """Build a backbone from a JSON-able spec such as ``{"name": "conv4", "out_features": 5}``.
 
+    ``{"name": "concat", "branches": [spec, ...]}`` builds each branch and
+    concatenates their outputs (:class:`Concat`), e.g. an ensemble of
+    embeddings.
     Specs are how saved models record their architecture without pickling code.
     """
     spec = dict(spec)

@@ -102,6 +102,9 @@ def register(commands) -> None:
     lake.add_argument("--image-size", type=positive_int, default=28,
                       help="the side images are decoded at, for training and scoring, as `fewshot train "
                            "--image-size` (default: %(default)s)")
+    lake.add_argument("--ensemble", type=positive_int, default=1,
+                      help="ProtoNets per fold, each trained on an equal share of the budget, as `fewshot train "
+                           "--ensemble` (default: %(default)s)")
     lake.add_argument("--against",
                       help="the --out folder of an earlier lake-cv run with the same folds and --seed: each scoring "
                            "both have is compared with it run by run (a training choice against another)")
@@ -260,7 +263,7 @@ def lake_cv(args) -> None:
         device=device(args.device), scorings=args.scoring, views=args.views, validation=not args.no_validation,
         distortion=args.distortion, loss=args.loss, against=args.against, fine_tune_steps=args.fine_tune_steps,
         fine_tune_lr=args.fine_tune_lr, score_on=args.score_on, precision=args.precision,
-        image_size=args.image_size, verbose=not args.quiet and sys.stderr.isatty())
+        image_size=args.image_size, ensemble=args.ensemble, verbose=not args.quiet and sys.stderr.isatty())
 
 
 @benchmark

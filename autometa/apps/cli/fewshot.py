@@ -67,6 +67,10 @@ def register(commands) -> None:
     train.add_argument("--loss", choices=LOSSES, help=LOSS_HELP + " (default: prototypes; protonet only)")
     train.add_argument("--precision", choices=PRECISIONS,
                        help=PRECISION_HELP + f" (default: the algorithm's recipe, {PROTONET_PRECISION} for protonet)")
+    train.add_argument("--ensemble", type=positive_int, default=1,
+                       help="protonet only: train this many models one after the other (seeds --seed, --seed + 1, "
+                            "...), each on an equal share of --steps and the time budget, and save them as one "
+                            "ProtoNet whose logits are the sum of theirs (default: %(default)s)")
     train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,6 +138,12 @@ def run_train(args) -> None:
                         "`torchrun --standalone --nproc-per-node N -m autometa fewshot train --distributed ...`")
     if args.loss and args.algorithm != "protonet":
         raise UserError(f"--loss is ProtoNet's training loss; --algorithm {args.algorithm} has its own")
+    if args.ensemble > 1 and args.algorithm != "protonet":
+        raise UserError(f"--ensemble is of ProtoNets, whose logits add up; --algorithm {args.algorithm} is not "
+                        "protonet")
+    if args.steps is not None and args.steps < args.ensemble:
+        raise UserError(f"--steps {args.steps} cannot be shared by --ensemble {args.ensemble}; give at least one "
+                        "step per model")
     with distributed.session(device(args.device), enabled=args.distributed) as context:
         sources = omniglot_sources(args.data)
         with as_user_error(FileNotFoundError, ValueError):
@@ -154,6 +164,7 @@ def run_train(args) -> None:
             device=context.device, seed=args.seed, augmentation=not args.no_augment, distortion=args.distortion,
             verbose=not args.quiet and context.is_main, distributed=args.distributed, meta_batch=args.meta_batch,
             learner_options={"loss": args.loss} if args.loss else None, precision=args.precision,
+            ensemble=args.ensemble,
         )
         if context.is_main:  # only rank 0 validated, so only its learner is the selected one
             learner.save(args.out)
@@ -163,7 +174,7 @@ def run_train(args) -> None:
 
 def run_eval_lake(args) -> None:
     """Run ``autometa fewshot eval-lake``."""
-    from autometa.apps.omniglot_recipe import LearnerClassifier
+    from autometa.apps.omniglot_recipe import LearnerClassifier, trained_image_size
     from autometa.data import load_lake_runs, pixel_distances, score_lake
     from autometa.meta import MetaLearner
 
@@ -171,9 +182,8 @@ def run_eval_lake(args) -> None:
     with as_user_error(FileNotFoundError, ValueError):
         learner = MetaLearner.load(args.model)
     learner.to(resolved)
-    image_size = (learner.config.get("backbone") or {}).get("image_size", 28)
     with as_user_error(FileNotFoundError, ValueError):
-        runs = load_lake_runs(args.runs, image_size=image_size)
+        runs = load_lake_runs(args.runs, image_size=trained_image_size(learner))
     baseline = score_lake(pixel_distances, runs)
     print(f"pixel 1-NN baseline, mean error: {100 * baseline.mean_error:.1f}%")
     with as_user_error(ValueError):
