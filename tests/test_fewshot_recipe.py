@@ -147,6 +147,31 @@ def test_two_way_scoring_discounts_a_class_close_to_every_query():
     assert nearest.tolist() == [0, 0, 0] and two_way.tolist() == [0, 1, 2]
 
 
+def test_inductive_two_way_scoring_discounts_a_class_close_to_the_other_classes_images():
+    # the training images stand in for the queries: class 0 is close to the images of classes 1 and 2
+    logits = [[-1.0, -3.0, -3.0], [-1.0, -1.5, -3.0], [-1.0, -3.0, -1.5]]
+    X, y = np.zeros((3, 4, 4), np.float32), np.array([0, 1, 2])
+    stub = FixedLogits(logits)
+    clf = fewshot.LearnerClassifier(stub, scoring="two-way-inductive").fit(X, y)
+    assert stub.support_sizes == [3] and clf.predict(X).tolist() == [0, 1, 2]
+    # per class: the log of the mean mass over the distortions (here all alike) of the other classes' images
+    expected = torch.tensor([np.logaddexp(-1.0, -1.0), np.logaddexp(-3.0, -3.0), np.logaddexp(-3.0, -3.0)])
+    torch.testing.assert_close(clf.reference_, expected.float())
+
+
+def test_inductive_two_way_scores_each_query_alone():
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    learner = fewshot.build_learner("protonet", 5, image_size=16)
+    X, y = data.images[data.drawers == 0][:5], np.arange(5)
+    queries = data.images[data.drawers == 1][:5]
+    clf = fewshot.LearnerClassifier(learner, scoring="two-way-inductive").fit(X, y)
+    together = clf.predict(queries)
+    assert together.tolist() == [clf.predict(queries[i:i + 1])[0] for i in range(5)]
+    two_way = fewshot.LearnerClassifier(learner, scoring="two-way").fit(X, y)
+    assert not hasattr(two_way, "reference_")
+
+
 def test_views_adapt_to_distorted_copies_and_average_the_logits():
     data = tiny_dataset()
     torch.manual_seed(0)

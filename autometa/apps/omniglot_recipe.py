@@ -215,7 +215,10 @@ def pixel_nearest_neighbour_accuracy(sampler: EpisodeSampler, n_episodes: int = 
     return mean_ci(accuracies)
 
 
-SCORINGS = ("nearest", "two-way")
+SCORINGS = ("nearest", "two-way", "two-way-inductive")
+# Inductive two-way scoring (LearnerClassifier): random distortions of each
+# training image that stand in for the run's other queries
+REFERENCE_VIEWS = 8
 # Test-time fine-tuning (LearnerClassifier's fine_tune_steps): queries per
 # training image and step, and the distortions that make them
 FINE_TUNE_QUERIES = 4
@@ -264,14 +267,19 @@ class LearnerClassifier:
     ----------
     learner : MetaLearner
     device : str or torch.device, default="cpu"
-    scoring : {"nearest", "two-way"}, default="nearest"
+    scoring : {"nearest", "two-way", "two-way-inductive"}, default="nearest"
         How queries are matched to classes. ``"nearest"``: each query alone,
         by the learner's logits. ``"two-way"``: by the sum of two
         log-probabilities, the class given the query (softmax over classes)
         and the query given the class (softmax over the queries of the same
         ``predict`` call), which discounts a class that is close to every
         query. Two-way scoring is transductive: a query's label depends on
-        the other queries predicted with it.
+        the other queries predicted with it. ``"two-way-inductive"``: the
+        same sum, with the other queries replaced by ``REFERENCE_VIEWS``
+        random affine distortions of each training image of the other
+        classes (their mass averaged over the distortions, so each other
+        class counts as one query): it discounts a class that is close to
+        the other classes' images, and scores each query alone.
     views : int, default=1
         Test-time augmentation: each image is seen as itself and ``views - 1``
         random affine distortions (:func:`augment`, the ``"affine"`` training
@@ -322,7 +330,20 @@ class LearnerClassifier:
                                 torch.Generator().manual_seed(self.seed + 2))
         x = self._views(X, torch.Generator().manual_seed(self.seed))
         self.predictor_ = learner.adapt(x.flatten(0, 1), labels.repeat(self.views))
+        if self.scoring == "two-way-inductive":
+            self.reference_ = self._reference(X, labels)
         return self
+
+    def _reference(self, X: np.ndarray, labels: torch.Tensor) -> torch.Tensor:
+        """``(n_classes,)``: for each class, the log of the softmax mass its logits give the distorted training
+        images of the other classes, averaged over the distortions."""
+        generator = torch.Generator().manual_seed(self.seed + 3)
+        x = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
+        reference = torch.cat([augment(x, generator) for _ in range(REFERENCE_VIEWS)])
+        with torch.no_grad():
+            logits = self.predictor_(reference)  # (REFERENCE_VIEWS * n, n_classes)
+        own = labels.repeat(REFERENCE_VIEWS)[:, None] == torch.arange(logits.shape[1], device=self.device)
+        return logits.masked_fill(own, float("-inf")).logsumexp(0) - math.log(REFERENCE_VIEWS)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         x = self._views(X, torch.Generator().manual_seed(self.seed + 1))
@@ -330,6 +351,8 @@ class LearnerClassifier:
             logits = self.predictor_(x.flatten(0, 1)).view(self.views, len(X), -1).mean(0)
             if self.scoring == "two-way":
                 logits = logits.log_softmax(-1) + logits.log_softmax(0)
+            elif self.scoring == "two-way-inductive":
+                logits = logits.log_softmax(-1) + logits - torch.logaddexp(logits, self.reference_)
             codes = logits.argmax(-1).cpu().numpy()
         return self.classes_[codes]
 

@@ -11,7 +11,7 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
                                        non_negative_int, omniglot_sources, positive_float, positive_int)
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
-SCORINGS = ("nearest", "two-way")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
+SCORINGS = ("nearest", "two-way", "two-way-inductive")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
 DISTORTIONS = ("affine", "shear", "elastic")  # the names of omniglot_recipe.DISTORTIONS, likewise
 PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
 PRECISIONS = ("auto", "float32", "bfloat16")  # omniglot_recipe.PRECISIONS, likewise
@@ -85,7 +85,9 @@ def register(commands) -> None:
     lake.add_argument("--runs", required=True, help="folder holding run01 .. run20")
     lake.add_argument("--scoring", choices=SCORINGS, default="nearest",
                       help="nearest: each query alone; two-way: also normalised over the run's queries, which "
-                           "discounts a class close to every query (transductive) (default: %(default)s)")
+                           "discounts a class close to every query (transductive); two-way-inductive: normalised "
+                           "instead over random distortions of the other classes' training images, each query "
+                           "alone (default: %(default)s)")
     lake.add_argument("--views", type=positive_int, default=EVAL_VIEWS,
                       help="test-time augmentation: each image and VIEWS - 1 random distortions of it, logits "
                            "averaged over a query's views; 1 for none (default: %(default)s)")
