@@ -159,12 +159,16 @@ def test_inductive_two_way_scoring_discounts_a_class_close_to_the_other_classes_
     torch.testing.assert_close(clf.reference_, expected.float())
 
 
-def test_inductive_two_way_scores_each_query_alone():
+def untrained_one_shot_task():
+    """A fresh ProtoNet, five training images of five classes, and five queries of them by another drawer."""
     data = tiny_dataset()
     torch.manual_seed(0)
     learner = fewshot.build_learner("protonet", 5, image_size=16)
-    X, y = data.images[data.drawers == 0][:5], np.arange(5)
-    queries = data.images[data.drawers == 1][:5]
+    return learner, data.images[data.drawers == 0][:5], np.arange(5), data.images[data.drawers == 1][:5]
+
+
+def test_inductive_two_way_scores_each_query_alone():
+    learner, X, y, queries = untrained_one_shot_task()
     clf = fewshot.LearnerClassifier(learner, scoring="two-way-inductive").fit(X, y)
     together = clf.predict(queries)
     assert together.tolist() == [clf.predict(queries[i:i + 1])[0] for i in range(5)]
@@ -173,11 +177,7 @@ def test_inductive_two_way_scores_each_query_alone():
 
 
 def test_views_adapt_to_distorted_copies_and_average_the_logits():
-    data = tiny_dataset()
-    torch.manual_seed(0)
-    learner = fewshot.build_learner("protonet", 5, image_size=16)
-    X, y = data.images[data.drawers == 0][:5], np.arange(5)
-    queries = data.images[data.drawers == 1][:5]
+    learner, X, y, queries = untrained_one_shot_task()
     one = fewshot.LearnerClassifier(learner).fit(X, y)
     first = fewshot.LearnerClassifier(learner, views=4, seed=3).fit(X, y).predict(queries)
     assert np.array_equal(first, fewshot.LearnerClassifier(learner, views=4, seed=3).fit(X, y).predict(queries))
