@@ -494,6 +494,31 @@ def test_a_stalled_surrogate_hands_trials_to_the_fallback_until_the_best_improve
         assert fallback.trials == set()
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_completed_trials_are_kept_up_to_date_as_a_full_recount_gives_them(direction):
+    from autometa.hpo.encoding import finite_trials
+
+    sampler = MetaLearnedSampler(family_kb(), n_warm_start=0, surrogate=None, seed=0)
+    studies = [optuna.create_study(direction=direction, sampler=sampler) for _ in range(2)]
+
+    def check(study):
+        expected = finite_trials(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+        completed, best = sampler._completed_trials(study)
+        assert [t.number for t in completed] == [t.number for t in expected]
+        values = np.array([t.value for t in expected])
+        assert best == (int(np.argmin(values if direction == "minimize" else -values)) if len(values) else -1)
+
+    values = iter([3.0, float("inf"), 1.0, 1.0, -float("inf"), 2.0, 0.5, 5.0, 0.5])
+    for step in range(9):
+        study = studies[step % 2]  # two studies in turn: each call sees the other's memo
+        check(study)
+        first, second = study.ask(), study.ask()
+        study.tell(second, next(values))  # completed out of order
+        check(study)
+        study.tell(first, 4.0 if step % 3 else None, state=None if step % 3 else optuna.trial.TrialState.FAIL)
+        check(study)
+
+
 _WORKER = """
 import json, sys
 import optuna

@@ -243,6 +243,7 @@ class MetaLearnedSampler(BaseSampler):
         # the union search space of one study's completed trials, kept up to date trial by trial
         self._space_cache: tuple[tuple, set[int], dict[str, BaseDistribution | None]] | None = None
         self._trial_memo: tuple | None = None
+        self._completed_memo: tuple | None = None
         self._signature_cache: tuple | None = None
         self._warned_multi_objective = False
 
@@ -273,7 +274,7 @@ class MetaLearnedSampler(BaseSampler):
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["_lock"], state["_space_lock"]
-        state["_space_cache"] = state["_trial_memo"] = state["_signature_cache"] = None
+        state["_space_cache"] = state["_trial_memo"] = state["_completed_memo"] = state["_signature_cache"] = None
         return state
 
     def __setstate__(self, state):
@@ -484,21 +485,47 @@ class MetaLearnedSampler(BaseSampler):
         key = (id(study._storage), study._study_id, trial.number)
         memo = self._trial_memo
         if refresh or memo is None or memo[0] != key:
-            completed = _completed(study)
-            memo = (key, completed, self._uses_surrogate(completed, study.direction))
+            completed, best = self._completed_trials(study)
+            memo = (key, completed, self._uses_surrogate(completed, best))
             self._trial_memo = memo
         return memo[1], memo[2]
 
-    def _uses_surrogate(self, completed: list[FrozenTrial], direction: StudyDirection) -> bool:
-        """Whether the surrogate proposes the next model-based trial: it is on and has not stalled."""
+    def _completed_trials(self, study: Study) -> tuple[list[FrozenTrial], int]:
+        """The study's completed trials with a finite value, in order, and the index of the first of the best
+        of them (-1 when there is none).
+
+        Kept from call to call: when the completed trials seen last time are still the first ones, as the same
+        objects (an in-memory storage), only those completed since are looked at; otherwise (another storage,
+        or a trial completed out of order) all are.
+        """
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        key = (id(study._storage), study._study_id)
+        memo = self._completed_memo
+        if memo is not None and memo[0] == key and 0 < memo[1] <= len(complete) and complete[memo[1] - 1] is memo[2]:
+            _, seen, _, finite, best = memo
+        else:
+            seen, finite, best = 0, [], -1
+        added = finite_trials(complete[seen:])
+        if added:
+            sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+            best_value = sign * finite[best].values[0] if best >= 0 else np.inf
+            finite = finite + added  # a new list: a caller may still hold the previous one
+            for index in range(len(finite) - len(added), len(finite)):
+                value = sign * finite[index].values[0]
+                if value < best_value:
+                    best, best_value = index, value
+        self._completed_memo = (key, len(complete), complete[-1] if complete else None, finite, best)
+        return finite, best
+
+    def _uses_surrogate(self, completed: list[FrozenTrial], best: int) -> bool:
+        """Whether the surrogate proposes the next model-based trial: it is on and has not stalled (the best of
+        the ``completed`` trials, at index ``best``, is among the last ``patience``)."""
         if self._surrogate_kind is None:
             return False
         if self._patience is None:
             return True
         if len(completed) <= len(self._entries) + self._patience:
             return True
-        values = np.array([t.values[0] for t in completed])
-        best = int(np.argmin(values if direction == StudyDirection.MINIMIZE else -values))
         return len(completed) - 1 - best < self._patience
 
     def _surrogate_space(self, study: Study, completed: list[FrozenTrial]) -> dict[str, BaseDistribution]:
