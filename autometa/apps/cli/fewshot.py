@@ -11,7 +11,8 @@ from autometa.apps.cli.options import (DEVICE_HELP, OMNIGLOT_HELP, UserError, as
                                        non_negative_int, omniglot_sources, positive_float, positive_int)
 
 ALGORITHMS = ("protonet", "matching", "maml", "fomaml", "reptile")
-SCORINGS = ("nearest", "two-way", "two-way-inductive")  # omniglot_recipe.SCORINGS, without importing torch to build the parser
+# omniglot_recipe.SCORINGS, without importing torch to build the parser
+SCORINGS = ("nearest", "two-way", "two-way-inductive")
 DISTORTIONS = ("affine", "shear", "elastic")  # the names of omniglot_recipe.DISTORTIONS, likewise
 PROTONET_DISTORTION = "shear"  # omniglot_recipe.RECIPES["protonet"].distortion, likewise
 PRECISIONS = ("auto", "float32", "bfloat16")  # omniglot_recipe.PRECISIONS, likewise
