@@ -331,14 +331,13 @@ class LearnerClassifier:
         x = self._views(X, torch.Generator().manual_seed(self.seed))
         self.predictor_ = learner.adapt(x.flatten(0, 1), labels.repeat(self.views))
         if self.scoring == "two-way-inductive":
-            self.reference_ = self._reference(X, labels)
+            self.reference_ = self._reference(x[0], labels)
         return self
 
-    def _reference(self, X: np.ndarray, labels: torch.Tensor) -> torch.Tensor:
-        """``(n_classes,)``: for each class, the log of the softmax mass its logits give the distorted training
-        images of the other classes, averaged over the distortions."""
+    def _reference(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``(n_classes,)``: for each class, the log of the softmax mass its logits give distortions of the
+        training images ``x`` ``(n, 1, H, W)`` of the other classes, averaged over the distortions."""
         generator = torch.Generator().manual_seed(self.seed + 3)
-        x = torch.as_tensor(X, dtype=torch.float32, device=self.device).unsqueeze(1)
         reference = torch.cat([augment(x, generator) for _ in range(REFERENCE_VIEWS)])
         with torch.no_grad():
             logits = self.predictor_(reference)  # (REFERENCE_VIEWS * n, n_classes)

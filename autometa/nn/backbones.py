@@ -148,6 +148,7 @@ def build_backbone(spec: dict) -> nn.Module:
     ``{"name": "concat", "branches": [spec, ...]}`` builds each branch and
     concatenates their outputs (:class:`Concat`), e.g. an ensemble of
     embeddings.
+
     Specs are how saved models record their architecture without pickling code.
     """
     spec = dict(spec)
